@@ -1,0 +1,175 @@
+//! `/_emulator/`: stored events, profiles and groups, stats, reset and the fault settings.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::faults::Faults;
+use crate::reply;
+use crate::state::State;
+
+type Query = HashMap<String, String>;
+
+fn project(state: &State, query: &Query) -> Result<u64, Response> {
+    let raw = query
+        .get("project_id")
+        .ok_or_else(|| reply::plain_error(StatusCode::BAD_REQUEST, "project_id is required"))?;
+    let id = raw.parse::<u64>().map_err(|_| {
+        reply::plain_error(
+            StatusCode::BAD_REQUEST,
+            &format!("project_id must be a positive integer, got '{raw}'"),
+        )
+    })?;
+    if state.store.has_project(id) {
+        Ok(id)
+    } else {
+        Err(reply::plain_error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown project {id}"),
+        ))
+    }
+}
+
+/// `GET /_emulator/events`
+pub(crate) fn events(state: &State, query: &Query) -> Response {
+    let project = match project(state, query) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let (event, distinct_id) = (query.get("event"), query.get("distinct_id"));
+    let mut list = String::from("[");
+    let mut total = 0usize;
+    state.store.for_each_event(project, |json| {
+        if event.is_some() || distinct_id.is_some() {
+            let Ok(v) = serde_json::from_str::<Value>(json) else {
+                return;
+            };
+            let matches = |value: Option<&Value>, wanted: Option<&String>| {
+                wanted.is_none_or(|w| value.and_then(Value::as_str) == Some(w.as_str()))
+            };
+            if !matches(v.get("event"), event)
+                || !matches(v.pointer("/properties/distinct_id"), distinct_id)
+            {
+                return;
+            }
+        }
+        if total > 0 {
+            list.push(',');
+        }
+        list.push_str(json);
+        total += 1;
+    });
+    list.push(']');
+    let body = format!(r#"{{"project_id":{project},"total":{total},"events":{list}}}"#);
+    reply::raw(StatusCode::OK, "application/json", body)
+}
+
+/// `GET /_emulator/profiles`
+pub(crate) fn profiles(state: &State, query: &Query) -> Response {
+    let project = match project(state, query) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let wanted = query.get("distinct_id");
+    let list = state
+        .store
+        .with_profiles(project, |profiles| {
+            let mut list: Vec<(&String, Value)> = profiles
+                .users
+                .iter()
+                .filter(|(id, _)| wanted.is_none_or(|w| w == *id))
+                .map(|(id, p)| (id, p.to_json()))
+                .collect();
+            list.sort_by(|a, b| a.0.cmp(b.0));
+            list.into_iter()
+                .map(|(id, mut v)| {
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("distinct_id".into(), json!(id));
+                    if let Value::Object(rest) = &mut v {
+                        entry.append(rest);
+                    }
+                    Value::Object(entry)
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    reply::json(
+        StatusCode::OK,
+        &json!({"project_id": project, "total": list.len(), "profiles": list}),
+    )
+}
+
+/// `GET /_emulator/groups`
+pub(crate) fn groups(state: &State, query: &Query) -> Response {
+    let project = match project(state, query) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(group_key) = query.get("group_key") else {
+        return reply::plain_error(StatusCode::BAD_REQUEST, "group_key is required");
+    };
+    let wanted = query.get("group_id");
+    let list = state
+        .store
+        .with_profiles(project, |profiles| {
+            let mut list: Vec<(&String, Value)> = profiles
+                .groups
+                .iter()
+                .filter(|((key, id), _)| key == group_key && wanted.is_none_or(|w| w == id))
+                .map(|((_, id), p)| (id, p.to_json()))
+                .collect();
+            list.sort_by(|a, b| a.0.cmp(b.0));
+            list.into_iter()
+                .map(|(id, mut v)| {
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("group_key".into(), json!(group_key));
+                    entry.insert("group_id".into(), json!(id));
+                    if let Value::Object(rest) = &mut v {
+                        entry.append(rest);
+                    }
+                    Value::Object(entry)
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    reply::json(
+        StatusCode::OK,
+        &json!({"project_id": project, "group_key": group_key, "total": list.len(), "groups": list}),
+    )
+}
+
+/// `GET /_emulator/stats`
+pub(crate) fn stats(state: &State) -> Response {
+    reply::json(StatusCode::OK, &state.stats.to_json())
+}
+
+/// `POST /_emulator/reset`
+pub(crate) fn reset(state: &State) -> Response {
+    state.reset();
+    reply::raw(StatusCode::NO_CONTENT, "text/plain", "")
+}
+
+/// `GET /_emulator/faults`
+pub(crate) fn get_faults(state: &State) -> Response {
+    reply::json(StatusCode::OK, &state.faults.get())
+}
+
+/// `PUT /_emulator/faults`
+pub(crate) fn put_faults(state: &State, body: &[u8]) -> Response {
+    let faults: Faults = match serde_json::from_slice(body) {
+        Ok(f) => f,
+        Err(e) => {
+            return reply::plain_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid fault settings: {e}"),
+            );
+        }
+    };
+    if let Err(e) = faults.validate() {
+        return reply::plain_error(StatusCode::BAD_REQUEST, &e);
+    }
+    state.faults.set(faults.clone());
+    reply::json(StatusCode::OK, &faults)
+}

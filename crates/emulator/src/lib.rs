@@ -1,0 +1,116 @@
+//! A faithful local Mixpanel ingestion API: `/import`, `/engage`, `/groups` and `/api/app/me`, with
+//! Mixpanel's auth, limits, per-record validation, error bodies, dedup and profile semantics, plus a
+//! rate limiter, fault injection and inspection endpoints. See `CONTRACT.md` for every rule.
+
+// Handlers return `Result<_, Response>` so an early answer is one `?`; the size of `Response` is fine here.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod config;
+mod faults;
+mod import;
+mod inspect;
+mod me;
+mod profiles;
+mod rate_limit;
+mod reply;
+mod server;
+mod state;
+mod stats;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{
+    Config, ConfigError, Limits, ProjectConfig, RateLimitConfig, Role, ServiceAccountConfig,
+};
+pub use faults::Faults;
+pub use stats::Endpoint;
+
+/// Why the emulator could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address is taken or not allowed.
+    #[error("cannot listen on {addr}: {source} (set MIXSYNC_EMULATOR_ADDR to a free address)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running emulator (see [`spawn`]).
+pub struct Emulator {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Emulator {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the base URL for clients.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets open requests finish, and waits.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The HTTP service without a listener, for in-process use (benchmarks, tests).
+pub fn router(config: &Config) -> axum::Router {
+    server::router(Arc::new(state::State::new(config)))
+}
+
+async fn bind(config: &Config) -> Result<TcpListener, Error> {
+    TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.addr,
+            source,
+        })
+}
+
+/// Binds `config.addr` and serves in the background.
+pub async fn spawn(config: Config) -> Result<Emulator, Error> {
+    let listener = bind(&config).await?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server::serve(listener, router(&config), shutdown.clone()));
+    Ok(Emulator {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Serves until `shutdown` is cancelled: the `mixsync serve emulator` service.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let listener = bind(&config).await?;
+    let addr = listener.local_addr().unwrap_or(config.addr);
+    tracing::info!(
+        %addr,
+        projects = config.projects.len(),
+        rate_limit = config.rate_limit.enabled,
+        "emulator listening"
+    );
+    server::serve(listener, router(&config), shutdown).await;
+    tracing::info!("emulator stopped");
+    Ok(())
+}
