@@ -86,7 +86,9 @@ pub(crate) fn import_project(
         .find(|p| p.token == user || p.api_secret == user)
         .ok_or_else(unauthorized)?;
     match project_id {
-        Some(raw_id) if parse_project_id(raw_id)? != project.id => Err(unauthorized()),
+        // With a token or API secret, any project_id other than the project's own (even one
+        // that is not a number) is a credentials mismatch.
+        Some(raw_id) if raw_id.parse::<u64>().ok() != Some(project.id) => Err(unauthorized()),
         _ => Ok(project.id),
     }
 }

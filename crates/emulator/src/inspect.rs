@@ -158,7 +158,22 @@ pub(crate) fn get_faults(state: &State) -> Response {
 
 /// `PUT /_emulator/faults`
 pub(crate) fn put_faults(state: &State, body: &[u8]) -> Response {
-    let faults: Faults = match serde_json::from_slice(body) {
+    let object = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) => {
+            return reply::plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid fault settings: expected a JSON object",
+            );
+        }
+        Err(e) => {
+            return reply::plain_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid fault settings: {e}"),
+            );
+        }
+    };
+    let faults: Faults = match serde_json::from_value(serde_json::Value::Object(object)) {
         Ok(f) => f,
         Err(e) => {
             return reply::plain_error(

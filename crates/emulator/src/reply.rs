@@ -40,9 +40,17 @@ pub(crate) fn code_error(status: StatusCode, error: &str) -> Response {
         &CodeError {
             code: status.as_u16(),
             error,
-            status: status.canonical_reason().unwrap_or("Error"),
+            status: reason_phrase(status),
         },
     )
+}
+
+/// The reason phrase Mixpanel puts in `status` (it still says "Request Entity Too Large" for 413).
+fn reason_phrase(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        other => other.canonical_reason().unwrap_or("Error"),
+    }
 }
 
 /// `{"error":E}` for the emulator's own endpoints.

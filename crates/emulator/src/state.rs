@@ -57,7 +57,6 @@ impl State {
     /// Runs the rate limiter for a project; a refusal is the 429 to send.
     pub(crate) fn admit(
         &self,
-        endpoint: Endpoint,
         project: u64,
         records: u64,
         bytes: u64,
@@ -66,7 +65,6 @@ impl State {
             .admit(project, now_ms() as u64, records, bytes)
             .map_err(|wait| {
                 self.stats.throttled(records);
-                self.stats.request(endpoint, 429);
                 let retry_after = self.limiter.retry_after_header().then(|| ceil_secs(wait));
                 reply::rate_limited(retry_after)
             })

@@ -121,7 +121,6 @@ fn respond(state: &State, query: Option<&str>, headers: &HeaderMap, body: &Bytes
         ));
     }
     if let Err(response) = state.admit(
-        Endpoint::Import,
         project,
         elements.len() as u64,
         decoded.len() as u64,

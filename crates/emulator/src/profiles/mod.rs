@@ -85,8 +85,10 @@ pub(crate) fn handle(
                 .find_map(|j| j.as_ref().ok().map(|u| u.project));
             if let Some(project) = project {
                 let bytes = raw.iter().map(|(_, size)| *size as u64).sum();
-                if let Err(response) = state.admit(api.endpoint(), project, raw.len() as u64, bytes)
-                {
+                if let Err(response) = state.admit(project, raw.len() as u64, bytes) {
+                    state
+                        .stats
+                        .request(api.endpoint(), response.status().as_u16());
                     return response;
                 }
             }
