@@ -1,6 +1,7 @@
 //! `POST /import`: auth, query, body, limits, per-event rules, dedup and the strict answer.
 
 mod body;
+mod fast;
 mod validate;
 
 use axum::http::{HeaderMap, StatusCode, header};

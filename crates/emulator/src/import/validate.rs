@@ -36,6 +36,9 @@ pub(crate) fn judge(index: usize, bytes: &[u8], ctx: &Context) -> Outcome {
         Ok(text) => text,
         Err(_) => return bad_utf8(index, &String::from_utf8_lossy(bytes)),
     };
+    if let Some(event) = super::fast::accept(text, ctx) {
+        return Outcome::Accepted(event);
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) if is_unicode_error(&e) => match replace_lone_surrogates(text) {
@@ -79,7 +82,7 @@ struct Checked {
     clamp_to: Option<i64>,
 }
 
-type Rejection = (String, String);
+pub(crate) type Rejection = (String, String);
 
 fn reject(field: &str, message: impl Into<String>) -> Rejection {
     (field.to_owned(), message.into())
@@ -131,6 +134,12 @@ fn check_time(props: &Map<String, Value>, now_ms: i64) -> Result<(i64, Option<i6
             "'properties.time' is invalid: must be specified as seconds since epoch",
         ));
     };
+    time_rule(sent, now_ms)
+}
+
+/// The time rules for an integer `time`: its value in ms, and the clamped time to write if any.
+pub(crate) fn time_rule(sent: i64, now_ms: i64) -> Result<(i64, Option<i64>), Rejection> {
+    const FIELD: &str = "properties.time";
     let too_far = || {
         reject(
             FIELD,
@@ -163,11 +172,7 @@ fn check_distinct_id(props: &Map<String, Value>) -> Result<(), Rejection> {
     const FIELD: &str = "properties.distinct_id";
     match props.get("distinct_id") {
         None => Err(reject(FIELD, "'properties.distinct_id' must be specified")),
-        Some(Value::String(id)) if rules::is_denied_id(id) => Err(reject(
-            FIELD,
-            format!("'properties.distinct_id' is invalid: '{id}' is not a valid distinct_id"),
-        )),
-        Some(Value::String(_)) => Ok(()),
+        Some(Value::String(id)) => distinct_id_rule(id),
         Some(_) => Err(reject(
             FIELD,
             "'properties.distinct_id' is invalid: must be a string",
@@ -175,13 +180,29 @@ fn check_distinct_id(props: &Map<String, Value>) -> Result<(), Rejection> {
     }
 }
 
+/// The rules for a string `distinct_id`.
+pub(crate) fn distinct_id_rule(id: &str) -> Result<(), Rejection> {
+    if rules::is_denied_id(id) {
+        return Err(reject(
+            "properties.distinct_id",
+            format!("'properties.distinct_id' is invalid: '{id}' is not a valid distinct_id"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_insert_id(props: &Map<String, Value>) -> Result<(), Rejection> {
     const FIELD: &str = "$insert_id";
-    let id = match props.get("$insert_id") {
-        None => return Err(reject(FIELD, "'$insert_id' must be specified")),
-        Some(Value::String(id)) => id,
-        Some(_) => return Err(reject(FIELD, "'$insert_id' is invalid: must be a string")),
-    };
+    match props.get("$insert_id") {
+        None => Err(reject(FIELD, "'$insert_id' must be specified")),
+        Some(Value::String(id)) => insert_id_rule(id),
+        Some(_) => Err(reject(FIELD, "'$insert_id' is invalid: must be a string")),
+    }
+}
+
+/// The rules for a string `$insert_id`.
+pub(crate) fn insert_id_rule(id: &str) -> Result<(), Rejection> {
+    const FIELD: &str = "$insert_id";
     if id.len() > rules::MAX_INSERT_ID_BYTES {
         return Err(reject(
             FIELD,
@@ -274,8 +295,7 @@ fn finish(mut value: Value, text: &str, checked: Checked, ctx: &Context) -> Acce
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
-    let key = format!(
-        "{}\0{}\0{}\0{}",
+    let key = dedup_key(
         field("/event"),
         checked.time_ms,
         field("/properties/distinct_id"),
@@ -287,9 +307,18 @@ fn finish(mut value: Value, text: &str, checked: Checked, ctx: &Context) -> Acce
         text.to_owned()
     };
     AcceptedEvent {
-        key: key.into_boxed_str(),
+        key,
         json: json.into_boxed_str(),
     }
+}
+
+/// Mixpanel's dedup key: `event \0 time_ms \0 distinct_id \0 $insert_id`.
+pub(crate) fn dedup_key(event: &str, time_ms: i64, distinct_id: &str, insert_id: &str) -> Box<str> {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(event.len() + distinct_id.len() + insert_id.len() + 24);
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{event}\0{time_ms}\0{distinct_id}\0{insert_id}");
+    key.into_boxed_str()
 }
 
 fn truncate_string(s: &mut String, unit: TruncateUnit) -> bool {
