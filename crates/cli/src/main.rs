@@ -1,42 +1,96 @@
-//! `mixsync`: one binary for every service (`mixsync serve <service>`) and, later, the client commands.
+//! `mixsync`: one binary for every service (`mixsync serve <service>`), the client commands over the
+//! gRPC API, `mixsync demo` and `mixsync bench`.
 
+mod activation_file;
+mod client;
+mod commands;
+mod demo;
+mod output;
+mod seed;
 mod serve;
+mod stack;
+mod views;
 
 use clap::{Parser, Subcommand};
+
+use commands::activation::ActivationCommand;
+use commands::run::RunCommand;
+use commands::target::TargetCommand;
+use commands::warehouse::WarehouseCommand;
+use output::Output;
 
 /// Self-hosted reverse ETL into Mixpanel.
 #[derive(Debug, Parser)]
 #[command(name = "mixsync", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    server: client::ServerArgs,
+    /// Output style.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a mixsync service in the foreground.
+    /// Run a mixsync service (or all of them) in the foreground.
     Serve(serve::ServeArgs),
+    /// Warehouses: the databases activations read from.
+    #[command(subcommand)]
+    Warehouse(WarehouseCommand),
+    /// Targets: Mixpanel projects.
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Activations: query + mapping + target.
+    #[command(subcommand)]
+    Activation(ActivationCommand),
+    /// Runs of activations.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// The whole job on this machine: seed a sample warehouse, start every service and an emulator,
+    /// sync the sample events and print the run report.
+    Demo(demo::DemoArgs),
+    /// The demo with rate limits off: end-to-end events/s and each service's peak memory.
+    Bench(demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mixsync: cannot start the async runtime: {error}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-        }
-    });
+    let result = runtime.block_on(dispatch(cli));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mixsync: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let output = cli.output;
+    let connect = || client::connect(&cli.server.server, cli.server.token.as_deref());
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Warehouse(command) => {
+            commands::warehouse::run(connect().await?, output, command).await
+        }
+        Command::Target(command) => commands::target::run(connect().await?, output, command).await,
+        Command::Activation(command) => {
+            commands::activation::run(connect().await?, output, command).await
+        }
+        Command::Run(command) => commands::run::run(connect().await?, output, command).await,
+        Command::Demo(args) => demo::run(args, output, false).await,
+        Command::Bench(args) => demo::run(args, output, true).await,
     }
 }

@@ -18,6 +18,8 @@ pub mod v1 {
     tonic::include_proto!("mixsync.v1");
 }
 
+pub mod convert;
+
 /// The encoded `FileDescriptorSet` of every mixsync proto file and its imports,
 /// for gRPC server reflection (`tonic-reflection`'s
 /// `register_encoded_file_descriptor_set`).

@@ -1,1 +1,35 @@
-//! placeholder
+//! mixsync's state store in Postgres: warehouses, targets and activations (secrets encrypted at
+//! rest), runs with their frozen settings, idempotent progress accounting, and failed records.
+//!
+//! Control applies the migrations ([`StateStore::migrate`]) and writes configuration; the
+//! pipeline services read what a run needs ([`StateStore::run_plan`],
+//! [`StateStore::warehouse_connection`], [`StateStore::target_connection`]) and control
+//! accounts their reports ([`StateStore::apply_progress`]).
+
+mod activations;
+mod crypto;
+mod error;
+mod failed_records;
+mod ids;
+mod migrate;
+mod page;
+mod plan;
+mod progress;
+mod row_json;
+mod runs;
+mod stage;
+mod store;
+mod targets;
+mod warehouses;
+
+pub use activations::{Activation, ActivationFilter, ActivationSpec, Schedule};
+pub use error::StateError;
+pub use failed_records::{FailedRecord, FailedRecordFilter, FailedRecordPage, ReasonCount};
+pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
+pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
+pub use progress::ProgressOutcome;
+pub use runs::{Run, RunCounts, RunFilter, RunState};
+pub use stage::Stage;
+pub use store::StateStore;
+pub use targets::{Target, TargetSpec, api_base_url};
+pub use warehouses::{Warehouse, WarehouseSpec};

@@ -1,0 +1,83 @@
+//! The gRPC connection every client command uses: server address and bearer token.
+
+use anyhow::Context;
+use mixsync_proto::v1::control_client::ControlClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The control plane client.
+pub(crate) type Control = ControlClient<InterceptedService<Channel, Bearer>>;
+
+/// Where the control plane is and how to authenticate.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// The control plane's gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "MIXSYNC_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub(crate) server: String,
+    /// Bearer token for the gRPC API (the control plane's MIXSYNC_API_TOKEN).
+    #[arg(long, global = true, env = "MIXSYNC_API_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+/// Connects to the control plane.
+pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Control> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("`{server}` is not a valid server address"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let channel = endpoint.connect().await.with_context(|| {
+        format!("cannot reach the control plane at {server} (is `mixsync serve control` running?)")
+    })?;
+    let bearer = match token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse()
+                .context("the API token has characters that cannot go in a header")?,
+        ),
+        None => None,
+    };
+    Ok(
+        ControlClient::with_interceptor(channel, Bearer(bearer))
+            .max_decoding_message_size(64 << 20),
+    )
+}
+
+/// Turns a gRPC error into a one-line message for people.
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
+    let code = match status.code() {
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::AlreadyExists => "already exists",
+        tonic::Code::FailedPrecondition => "failed precondition",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::Unavailable => "control plane unavailable",
+        tonic::Code::Unimplemented => "not implemented",
+        _ => "error",
+    };
+    anyhow::anyhow!("{code}: {}", status.message())
+}

@@ -1,0 +1,217 @@
+//! `mixsync run …`
+
+use std::io::Write;
+use std::time::Instant;
+
+use clap::Subcommand;
+use mixsync_proto::v1 as pb;
+
+use super::{find_activation, require};
+use crate::client::{Control, status_error};
+use crate::output::{Output, table};
+use crate::views::{self, Run};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunCommand {
+    /// Starts a run of an activation now.
+    Start {
+        /// Activation id or name.
+        activation: String,
+        /// Follow the run until it ends and print its report.
+        #[arg(long)]
+        watch: bool,
+        /// Send every row, ignoring what earlier runs loaded.
+        #[arg(long)]
+        full_resync: bool,
+    },
+    /// Shows one run.
+    Show { run_id: String },
+    /// Follows a run until it ends.
+    Watch { run_id: String },
+    /// Lists runs, newest first.
+    List {
+        /// Only this activation's runs (id or name).
+        #[arg(long)]
+        activation: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+pub(crate) async fn run(
+    mut control: Control,
+    output: Output,
+    command: RunCommand,
+) -> anyhow::Result<()> {
+    match command {
+        RunCommand::Start {
+            activation,
+            watch,
+            full_resync,
+        } => {
+            let a = require(
+                find_activation(&mut control, &activation).await?,
+                "activation",
+                &activation,
+            )?;
+            let run = control
+                .trigger_run(pb::TriggerRunRequest {
+                    activation_id: a.id,
+                    full_resync,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .run
+                .unwrap_or_default();
+            if watch {
+                let last = follow(&mut control, &run.id, output).await?;
+                return finish(output, &last);
+            }
+            let view = Run::from(&run);
+            output.print(&view, || {
+                format!("started run {} ({})\n", view.id, view.state)
+            });
+        }
+        RunCommand::Show { run_id } => {
+            let run = get(&mut control, &run_id).await?;
+            let view = Run::from(&run);
+            output.print(&view, || view.report());
+        }
+        RunCommand::Watch { run_id } => {
+            let last = follow(&mut control, &run_id, output).await?;
+            return finish(output, &last);
+        }
+        RunCommand::List { activation, limit } => {
+            let activation_id = match activation {
+                Some(key) => {
+                    require(
+                        find_activation(&mut control, &key).await?,
+                        "activation",
+                        &key,
+                    )?
+                    .id
+                }
+                None => String::new(),
+            };
+            let runs = control
+                .list_runs(pb::ListRunsRequest {
+                    activation_id,
+                    page_size: limit,
+                    ..Default::default()
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .runs;
+            let views: Vec<Run> = runs.iter().map(Run::from).collect();
+            output.print(&views, || {
+                let rows: Vec<Vec<String>> = views
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.clone(),
+                            r.state.to_owned(),
+                            r.created_at.clone(),
+                            r.counts.extracted.to_string(),
+                            r.counts.skipped.to_string(),
+                            r.counts.loaded.to_string(),
+                            r.counts.failed.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "RUN",
+                        "STATE",
+                        "CREATED",
+                        "EXTRACTED",
+                        "SKIPPED",
+                        "LOADED",
+                        "FAILED",
+                    ],
+                    &rows,
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(control: &mut Control, run_id: &str) -> anyhow::Result<pb::Run> {
+    Ok(control
+        .get_run(pb::GetRunRequest {
+            id: run_id.to_owned(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .run
+        .unwrap_or_default())
+}
+
+/// Prints the final report; a run that did not succeed fully is an error exit.
+fn finish(output: Output, run: &pb::Run) -> anyhow::Result<()> {
+    let view = Run::from(run);
+    output.print(&view, || view.report());
+    match pb::RunState::try_from(run.state) {
+        Ok(pb::RunState::Succeeded) => Ok(()),
+        _ => anyhow::bail!("run {} ended {}", run.id, view.state),
+    }
+}
+
+/// Follows a run with WatchRun until it ends, drawing a progress line on stderr for people.
+pub(crate) async fn follow(
+    control: &mut Control,
+    run_id: &str,
+    output: Output,
+) -> anyhow::Result<pb::Run> {
+    let mut stream = control
+        .watch_run(pb::WatchRunRequest {
+            id: run_id.to_owned(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let started = Instant::now();
+    let mut last = pb::Run::default();
+    let interactive = output == Output::Text;
+    while let Some(progress) = stream.message().await.map_err(status_error)? {
+        let Some(run) = progress.run else { continue };
+        if interactive {
+            let c = run.counts.unwrap_or_default();
+            let done = c.skipped + c.loaded + c.failed;
+            let seconds = started.elapsed().as_secs_f64().max(0.001);
+            let rate = done as f64 / seconds;
+            let eta = match progress.total_rows {
+                Some(total) if rate > 0.0 && total > done => {
+                    format!("  eta {:.0}s", (total - done) as f64 / rate)
+                }
+                _ => String::new(),
+            };
+            eprint!(
+                "\r{:<16} extracted {:>9}  loaded {:>9}  skipped {:>9}  failed {:>7}  {:>9.0} rows/s{eta}   ",
+                views::state_name(run.state),
+                c.extracted,
+                c.loaded,
+                c.skipped,
+                c.failed,
+                rate
+            );
+            let _ = std::io::stderr().flush();
+        }
+        let terminal = views::is_terminal(run.state);
+        last = run;
+        if terminal {
+            break;
+        }
+    }
+    if interactive {
+        eprintln!();
+    }
+    if !views::is_terminal(last.state) {
+        // The stream ended early (e.g. the server restarted): read the run as it is now.
+        last = get(control, run_id).await?;
+    }
+    Ok(last)
+}

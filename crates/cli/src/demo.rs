@@ -1,0 +1,464 @@
+//! `mixsync demo` and `mixsync bench`: seed a sample warehouse, start every service (and an emulator
+//! unless a target URL is given), set up the warehouse, target and activation through the gRPC API,
+//! run it and print the report. The demo is idempotent: the same `--rows` gives the same data, and the
+//! warehouse, target and activation are found again by name, so a second demo is a second run of the
+//! same activation. `bench` is the same job with rate limits off, timing the run and reading each
+//! service's peak memory.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mixsync_proto::v1 as pb;
+use serde::Serialize;
+
+use crate::client::{Control, status_error};
+use crate::commands::run::follow;
+use crate::commands::{find_activation, find_target, find_warehouse};
+use crate::output::{Output, table};
+use crate::serve::{PIPELINE, Service};
+use crate::stack::{self, Stack};
+use crate::{seed, views};
+
+const WAREHOUSE: &str = "demo-warehouse";
+const TARGET: &str = "demo-target";
+const ACTIVATION: &str = "demo-events";
+/// The demo project of the emulator (`mixsync serve emulator` without a projects file).
+const PROJECT_ID: &str = "1";
+const PROJECT_TOKEN: &str = "demo-token";
+const SERVICE_ACCOUNT: &str = "demo-sa";
+const SERVICE_ACCOUNT_SECRET: &str = "demo-secret";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Rows in the sample table (about 1.5% of them break a Mixpanel rule on purpose).
+    #[arg(long, default_value_t = 10_000)]
+    rows: u64,
+    /// Send to this Mixpanel API (e.g. a running emulator) instead of starting an emulator.
+    #[arg(long)]
+    target_url: Option<String>,
+    /// The sample warehouse (created when missing).
+    #[arg(
+        long,
+        env = "MIXSYNC_DEMO_WAREHOUSE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/mixsync_demo"
+    )]
+    warehouse_url: String,
+    /// The state database (created when missing).
+    #[arg(
+        long,
+        env = "MIXSYNC_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/mixsync"
+    )]
+    database_url: String,
+    /// RabbitMQ.
+    #[arg(
+        long,
+        env = "MIXSYNC_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    run: views::Run,
+    failed_by_reason: Vec<views::ReasonCount>,
+    failed_examples: Vec<views::FailedRecord>,
+    emulator_events_stored: Option<u64>,
+    seconds: f64,
+    services: Vec<ServiceReport>,
+}
+
+#[derive(Serialize)]
+struct ServiceReport {
+    service: &'static str,
+    peak_rss_mib: Option<f64>,
+}
+
+/// Runs the demo (`bench = false`) or the bench (`bench = true`).
+pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::Result<()> {
+    let say = |line: String| {
+        if output == Output::Text {
+            eprintln!("{line}");
+        }
+    };
+    let state_db = seed::connect_creating(&args.database_url).await?;
+    drop(state_db);
+    let warehouse_db = seed::connect_creating(&args.warehouse_url).await?;
+    say(format!(
+        "seeding demo_events with {} rows in {}",
+        args.rows,
+        seed::redact(&args.warehouse_url)
+    ));
+    let invalid = seed::seed(&warehouse_db, args.rows).await?;
+    say(format!(
+        "  {invalid} of them break a Mixpanel rule on purpose"
+    ));
+
+    let log_dir = std::env::temp_dir().join(if bench {
+        "mixsync-bench"
+    } else {
+        "mixsync-demo"
+    });
+    let grpc_port = stack::free_port()?;
+    let api_token = random_token();
+    let secret_key = std::env::var("MIXSYNC_SECRET_KEY")
+        .unwrap_or_else(|_| "mixsync-demo-only-secret-key".to_owned());
+    let mut env: Vec<(String, String)> = vec![
+        ("MIXSYNC_DATABASE_URL".into(), args.database_url.clone()),
+        ("MIXSYNC_AMQP_URL".into(), args.amqp_url.clone()),
+        ("MIXSYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")),
+        ("MIXSYNC_API_TOKEN".into(), api_token.clone()),
+        ("MIXSYNC_SECRET_KEY".into(), secret_key),
+        (
+            "MIXSYNC_QUEUE_PREFIX".into(),
+            if bench { "bench." } else { "demo." }.into(),
+        ),
+    ];
+    if std::env::var_os("RUST_LOG").is_none() {
+        env.push(("RUST_LOG".into(), "info".into()));
+    }
+    if bench {
+        env.push(("MIXSYNC_LOADER_RATE_LIMIT".into(), "off".into()));
+        env.push(("MIXSYNC_EMULATOR_RATE_LIMIT".into(), "off".into()));
+    }
+    let mut processes = Vec::new();
+    let target_url = match &args.target_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let port = if stack::port_in_use(3900) {
+                stack::free_port()?
+            } else {
+                3900
+            };
+            let mut emulator_env = env.clone();
+            emulator_env.push(("MIXSYNC_EMULATOR_ADDR".into(), format!("127.0.0.1:{port}")));
+            processes.push(stack::spawn(Service::Emulator, &emulator_env, &log_dir)?);
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    for service in PIPELINE {
+        processes.push(stack::spawn(service, &env, &log_dir)?);
+    }
+    let mut stack = Stack {
+        processes,
+        grpc_url: format!("http://127.0.0.1:{grpc_port}"),
+        api_token,
+    };
+    say(format!(
+        "started emulator, control, extractor, mapper and loader-events (logs in {})",
+        log_dir.display()
+    ));
+    let result = drive(&mut stack, &args, &target_url, output, bench).await;
+    let services: Vec<ServiceReport> = stack
+        .processes
+        .iter()
+        .map(|p| ServiceReport {
+            service: p.service.name(),
+            peak_rss_mib: p
+                .child
+                .id()
+                .and_then(stack::peak_rss_kib)
+                .map(|kib| kib as f64 / 1024.0),
+        })
+        .collect();
+    stack.stop().await;
+    let (mut report, ok) = result?;
+    report.services = services;
+    output.print(&report, || text(&report, bench));
+    if ok {
+        Ok(())
+    } else {
+        anyhow::bail!("run {} ended {}", report.run.id, report.run.state)
+    }
+}
+
+/// Sets up the resources, runs the activation and gathers the report; `ok` when the run ended
+/// SUCCEEDED or PARTIALLY_FAILED (the demo's invalid rows are expected failures).
+async fn drive(
+    stack: &mut Stack,
+    args: &DemoArgs,
+    target_url: &str,
+    output: Output,
+    bench: bool,
+) -> anyhow::Result<(Report, bool)> {
+    let mut control = stack.connect(Duration::from_secs(60)).await?;
+    let warehouse_id = ensure_warehouse(&mut control, &args.warehouse_url).await?;
+    let target_id = ensure_target(&mut control, target_url).await?;
+    let activation_id = ensure_activation(&mut control, &warehouse_id, &target_id).await?;
+    if bench && args.target_url.is_none() {
+        reqwest::Client::new()
+            .post(format!("{target_url}/_emulator/reset"))
+            .send()
+            .await
+            .context("cannot reset the emulator")?;
+    }
+    let started = Instant::now();
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id,
+            full_resync: bench,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    let run = follow(&mut control, &run.id, output).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let ok = matches!(
+        pb::RunState::try_from(run.state),
+        Ok(pb::RunState::Succeeded | pb::RunState::PartiallyFailed)
+    );
+    let (failed_by_reason, failed_examples) = failures(&mut control, &run.id).await;
+    let emulator_events_stored = if args.target_url.is_none() {
+        emulator_events(target_url).await
+    } else {
+        None
+    };
+    Ok((
+        Report {
+            run: views::Run::from(&run),
+            failed_by_reason,
+            failed_examples,
+            emulator_events_stored,
+            seconds,
+            services: Vec::new(),
+        },
+        ok,
+    ))
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn ensure_warehouse(control: &mut Control, url: &str) -> anyhow::Result<String> {
+    if let Some(w) = find_warehouse(control, WAREHOUSE).await? {
+        return Ok(w.id);
+    }
+    let created = control
+        .create_warehouse(pb::CreateWarehouseRequest {
+            warehouse: Some(pb::WarehouseSpec {
+                name: WAREHOUSE.into(),
+                dsn: url.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    Ok(created.warehouse.unwrap_or_default().id)
+}
+
+async fn ensure_target(control: &mut Control, base_url: &str) -> anyhow::Result<String> {
+    let spec = pb::TargetSpec {
+        name: TARGET.into(),
+        project_id: PROJECT_ID.into(),
+        residency: pb::Residency::Us as i32,
+        base_url: base_url.into(),
+        token: PROJECT_TOKEN.into(),
+        service_account_username: SERVICE_ACCOUNT.into(),
+        service_account_secret: SERVICE_ACCOUNT_SECRET.into(),
+    };
+    match find_target(control, TARGET).await? {
+        Some(t) if t.base_url == base_url => Ok(t.id),
+        Some(t) => {
+            let updated = control
+                .update_target(pb::UpdateTargetRequest {
+                    id: t.id,
+                    target: Some(spec),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            Ok(updated.target.unwrap_or_default().id)
+        }
+        None => {
+            let created = control
+                .create_target(pb::CreateTargetRequest { target: Some(spec) })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            Ok(created.target.unwrap_or_default().id)
+        }
+    }
+}
+
+fn column(name: &str) -> Option<pb::FieldSource> {
+    Some(pb::FieldSource {
+        source: Some(pb::field_source::Source::Column(name.into())),
+    })
+}
+
+async fn ensure_activation(
+    control: &mut Control,
+    warehouse_id: &str,
+    target_id: &str,
+) -> anyhow::Result<String> {
+    let property = |c: &str| pb::PropertyMapping {
+        column: c.into(),
+        property: c.into(),
+        ..Default::default()
+    };
+    let spec = pb::ActivationSpec {
+        name: ACTIVATION.into(),
+        warehouse_id: warehouse_id.into(),
+        target_id: target_id.into(),
+        query: seed::QUERY.into(),
+        object: pb::MixpanelObject::Events as i32,
+        sync_behaviour: pb::SyncBehaviour::Insert as i32,
+        mapping: Some(pb::FieldMapping {
+            event_name: column("event"),
+            time: column("occurred_at"),
+            distinct_id: column("user_id"),
+            insert_id: Some(pb::FieldSource {
+                source: Some(pb::field_source::Source::Derive(pb::DerivedSource {
+                    columns: vec!["id".into()],
+                })),
+            }),
+            properties: ["plan", "amount", "country", "attributes"]
+                .map(property)
+                .to_vec(),
+            ..Default::default()
+        }),
+        options: Some(pb::ActivationOptions {
+            ip_zero: Some(true),
+            ignore_time: false,
+        }),
+        schedule: None,
+    };
+    match find_activation(control, ACTIVATION).await? {
+        Some(a) => {
+            let same = a.query == spec.query
+                && a.warehouse_id == spec.warehouse_id
+                && a.target_id == spec.target_id
+                && a.mapping == spec.mapping;
+            if !same {
+                control
+                    .update_activation(pb::UpdateActivationRequest {
+                        id: a.id.clone(),
+                        activation: Some(spec),
+                    })
+                    .await
+                    .map_err(status_error)?;
+            }
+            Ok(a.id)
+        }
+        None => {
+            let created = control
+                .create_activation(pb::CreateActivationRequest {
+                    activation: Some(spec),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            Ok(created.activation.unwrap_or_default().id)
+        }
+    }
+}
+
+/// Failed records of the run: counts by reason and a few examples (empty if the API has none).
+async fn failures(
+    control: &mut Control,
+    run_id: &str,
+) -> (Vec<views::ReasonCount>, Vec<views::FailedRecord>) {
+    match control
+        .list_failed_records(pb::ListFailedRecordsRequest {
+            run_id: run_id.into(),
+            page_size: 5,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(response) => {
+            let page = response.into_inner();
+            (
+                page.counts_by_reason
+                    .iter()
+                    .map(views::ReasonCount::from)
+                    .collect(),
+                page.records.iter().map(views::FailedRecord::from).collect(),
+            )
+        }
+        Err(status) => {
+            tracing::debug!(%status, "failed records are not available");
+            (Vec::new(), Vec::new())
+        }
+    }
+}
+
+async fn emulator_events(base_url: &str) -> Option<u64> {
+    let response = reqwest::get(format!("{base_url}/_emulator/stats"))
+        .await
+        .ok()?;
+    let stats: serde_json::Value = response.json().await.ok()?;
+    // Stored events = accepted minus the ones that replaced an earlier copy, across every run.
+    let accepted = stats
+        .pointer("/records/accepted")
+        .and_then(serde_json::Value::as_u64)?;
+    let deduplicated = stats
+        .pointer("/records/deduplicated")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    Some(accepted - deduplicated.min(accepted))
+}
+
+fn text(report: &Report, bench: bool) -> String {
+    let mut out = report.run.report();
+    if !report.failed_by_reason.is_empty() {
+        out.push_str("\nfailed records by reason:\n");
+        let rows: Vec<Vec<String>> = report
+            .failed_by_reason
+            .iter()
+            .map(|r| {
+                vec![
+                    r.count.to_string(),
+                    r.stage.to_owned(),
+                    r.field.clone(),
+                    r.rule.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(&["COUNT", "STAGE", "FIELD", "RULE"], &rows)));
+        out.push_str("examples:\n");
+        for f in &report.failed_examples {
+            out.push_str(&format!("  row {}: {}\n", f.row_number, f.message));
+        }
+    }
+    if let Some(events) = report.emulator_events_stored {
+        out.push_str(&format!("\nthe emulator holds {events} events\n"));
+    }
+    if bench {
+        let c = report.run.counts;
+        out.push_str(&format!(
+            "\nbench: {} rows in {:.2}s end to end = {:.0} events/s loaded\n",
+            c.extracted,
+            report.seconds,
+            c.loaded as f64 / report.seconds.max(0.001)
+        ));
+    }
+    if bench || !report.services.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .services
+            .iter()
+            .map(|s| {
+                vec![
+                    s.service.to_owned(),
+                    s.peak_rss_mib
+                        .map(|m| format!("{m:.1}"))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out.push_str("\npeak memory per service:\n");
+        out.push_str(&indent(&table(&["SERVICE", "PEAK RSS (MiB)"], &rows)));
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}

@@ -1,0 +1,117 @@
+//! mixsync's control plane (`mixsync serve control`): the `mixsync.v1.Control` gRPC API over
+//! the state store, with health checking and server reflection, plus the consumer that
+//! accounts every stage's progress reports and so moves runs through their states.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = mixsync_control::Config::from_env()?;
+//! mixsync_control::run(config, tokio_util::sync::CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod checks;
+mod config;
+mod convert;
+mod errors;
+mod preview;
+mod progress;
+mod server;
+mod services;
+mod validate;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR};
+pub use errors::ApiError;
+
+/// Why control stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The gRPC address cannot be bound.
+    #[error("cannot listen on {addr}: {source} (set MIXSYNC_GRPC_ADDR to a free address)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The state database is unusable.
+    #[error("state store: {0}")]
+    State(#[from] mixsync_state::StateError),
+    /// RabbitMQ is unusable.
+    #[error("message bus: {0}")]
+    Bus(#[from] mixsync_bus::BusError),
+    /// The HTTP client for Mixpanel could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The reflection service could not be built.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// Binds `config.grpc_addr` and runs control until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.grpc_addr,
+            source,
+        })?;
+    run_with_listener(config, listener, shutdown).await
+}
+
+/// Runs control on an already bound listener (tests bind port 0 and read the address):
+/// connects the state store and applies migrations, connects RabbitMQ, starts the progress
+/// consumer and serves gRPC until `shutdown` is cancelled or either part fails.
+pub async fn run_with_listener(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let state =
+        mixsync_state::StateStore::connect(config.database_url(), &config.secret_key).await?;
+    state.migrate().await?;
+    let bus = mixsync_bus::Bus::connect(config.bus.clone()).await?;
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("mixsync/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let stop = shutdown.child_token();
+    let ctx = services::Context {
+        state: state.clone(),
+        publisher: bus.publisher(),
+        http,
+        shutdown: stop.clone(),
+    };
+    let addr = listener.local_addr().ok();
+    tracing::info!(
+        addr = ?addr,
+        auth = config.api_token.is_some(),
+        "control listening"
+    );
+    let consumer = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let result = progress::consume(state, bus, stop.clone()).await;
+            // Without accounting no run would ever end: stop serving too.
+            stop.cancel();
+            result
+        }
+    });
+    let served = server::serve(ctx, listener, config.api_token.as_ref(), stop.clone()).await;
+    stop.cancel();
+    let consumed = match consumer.await {
+        Ok(result) => result.map_err(Error::from),
+        Err(join) => {
+            tracing::error!(error = %join, "progress consumer panicked");
+            Ok(())
+        }
+    };
+    served.and(consumed)
+}

@@ -1,0 +1,9 @@
+//! Service tests: control in-process against the local Postgres and RabbitMQ and an emulator,
+//! through the generated gRPC client.
+
+mod activations;
+mod auth;
+mod common;
+mod runs;
+mod targets;
+mod warehouses;

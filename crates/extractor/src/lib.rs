@@ -1,0 +1,24 @@
+//! mixsync's extractor service (`mixsync serve extractor`).
+//!
+//! It consumes `ExtractRequest`s from `mixsync.extract` (one at a time), runs the run's
+//! activation query on its warehouse in a `READ ONLY` transaction with a statement timeout,
+//! and streams the result as `RowBatch`es of `MIXSYNC_EXTRACT_BATCH_ROWS` rows to
+//! `mixsync.rows`, each followed by a `Progress` report (stage `EXTRACT`) to
+//! `mixsync.progress`. The last batch is flagged and its report carries `extraction_finished`;
+//! a failing query is reported as `fatal` with the database's own message. The request is acked
+//! only once everything is published, so a crash means a redelivery and a re-extraction with
+//! the same batch ids, which control accounts once.
+//!
+//! [`warehouse`] is also the library control uses to test warehouses and to describe and
+//! preview activation queries.
+
+mod config;
+mod events;
+mod service;
+pub mod warehouse;
+
+pub use config::{
+    Config, ConfigError, DEFAULT_BATCH_ROWS, DEFAULT_DATABASE_URL, DEFAULT_STATEMENT_TIMEOUT,
+    MAX_BATCH_ROWS,
+};
+pub use service::{Error, run};

@@ -1,0 +1,245 @@
+//! The service loop: `ExtractRequest` in, `RowBatch`es and `Progress` reports out.
+
+use std::time::{Duration, Instant};
+
+use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
+use mixsync_proto::convert::from_domain_values;
+use mixsync_proto::v1::{self, ExtractRequest, RowBatch, Stage, progress::Terminal};
+use mixsync_state::{RunPlan, StateError, StateStore};
+use prost::Message as _;
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::config::Config;
+use crate::events::{BatchPublished, ExtractionFailed, ExtractionFinished, RequestRequeued};
+use crate::warehouse::{self, Batch, StreamError, StreamOptions};
+
+/// How long to wait before requeueing a request whose state could not be read, so a state
+/// database outage does not become a hot loop.
+const REQUEUE_DELAY: Duration = Duration::from_secs(2);
+
+/// Why the extractor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state database could not be reached at start.
+    #[error("cannot start the extractor: {0}")]
+    State(#[from] StateError),
+    /// RabbitMQ could not be reached, or consuming failed.
+    #[error("cannot start the extractor: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// Runs the extractor until `shutdown` is cancelled or the bus closes. An extraction in progress
+/// at shutdown is abandoned unacked; RabbitMQ redelivers its request.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let state =
+        StateStore::connect(config.database_url.expose_secret(), &config.secret_key).await?;
+    let bus = Bus::connect(config.bus.clone()).await?;
+    let mut requests = bus.consume(EXTRACT, 1).await?;
+    let extractor = Extractor {
+        state,
+        publisher: bus.publisher(),
+        options: StreamOptions {
+            statement_timeout: config.statement_timeout,
+            batch_rows: config.batch_rows,
+        },
+    };
+    tracing::info!(
+        batch_rows = config.batch_rows,
+        statement_timeout_s = config.statement_timeout.as_secs(),
+        "extractor started"
+    );
+    loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = requests.next() => match next {
+                Some(delivery) => delivery,
+                None => break,
+            },
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = extractor.handle(&delivery) => {}
+        }
+    }
+    bus.close().await;
+    tracing::info!("extractor stopped");
+    Ok(())
+}
+
+struct Extractor {
+    state: StateStore,
+    publisher: Publisher,
+    options: StreamOptions,
+}
+
+/// How a request ended.
+enum Outcome {
+    /// Everything is published: ack.
+    Done,
+    /// The run cannot be extracted: report `fatal` with this message, then ack.
+    Fatal(String),
+    /// Nothing can be done with it: dead-letter it.
+    DeadLetter(String),
+    /// A transient failure: requeue it after a pause.
+    Retry(String),
+}
+
+impl Extractor {
+    async fn handle(&self, delivery: &Delivery) {
+        let request = match ExtractRequest::decode(delivery.body.as_slice()) {
+            Ok(request) => request,
+            Err(e) => {
+                let reason = format!("cannot decode ExtractRequest: {e}");
+                settle(delivery.dead_letter(Stage::Extract, &reason).await);
+                return;
+            }
+        };
+        let span = tracing::info_span!("extract", run_id = %request.run_id);
+        let _ = span.set_parent(delivery.span_context());
+        async {
+            let outcome = self.extract(&request).await;
+            self.finish(delivery, &request, outcome).await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn extract(&self, request: &ExtractRequest) -> Outcome {
+        let plan = match self.state.run_plan(&request.run_id).await {
+            Ok(plan) => plan,
+            Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
+                return Outcome::DeadLetter(e.to_string());
+            }
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let dsn = match self.state.warehouse_connection(&plan.warehouse_id).await {
+            Ok(connection) => connection.dsn,
+            Err(
+                e @ (StateError::NotFound { .. }
+                | StateError::Decrypt { .. }
+                | StateError::Corrupt { .. }),
+            ) => return Outcome::Fatal(e.to_string()),
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let warehouse = match warehouse::connect(&dsn).await {
+            Ok(warehouse) => warehouse,
+            Err(e) => return Outcome::Fatal(e.to_string()),
+        };
+        let started = Instant::now();
+        let result = warehouse
+            .stream(&plan.query, &self.options, |batch| {
+                self.publish_batch(&plan, batch)
+            })
+            .await;
+        match result {
+            Ok(summary) => {
+                ExtractionFinished {
+                    run_id: &plan.run_id,
+                    total_rows: summary.total_rows,
+                    batches: summary.batches,
+                    elapsed: started.elapsed(),
+                }
+                .emit();
+                Outcome::Done
+            }
+            Err(StreamError::Warehouse(e)) => Outcome::Fatal(e.to_string()),
+            Err(StreamError::Sink(e)) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Publishes one batch to ROWS, then its EXTRACT progress report.
+    async fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> Result<(), BusError> {
+        let batch_id = format!("{}-{}", plan.run_id, batch.seq);
+        let rows = batch.rows.len();
+        let terminal = batch.last.then(|| {
+            Terminal::ExtractionFinished(v1::ExtractionFinished {
+                total_rows: batch.total_rows,
+                batches: batch.seq + 1,
+            })
+        });
+        let message = RowBatch {
+            run_id: plan.run_id.clone(),
+            activation_id: plan.activation_id.clone(),
+            batch_id: batch_id.clone(),
+            seq: batch.seq,
+            columns: batch.columns.to_vec(),
+            rows: batch.rows.into_iter().map(from_domain_values).collect(),
+            first_row_number: batch.first_row_number,
+            last: batch.last,
+            total_rows: batch.total_rows,
+        };
+        self.publisher.publish(ROWS, &message).await?;
+        drop(message);
+        let progress = v1::Progress {
+            run_id: plan.run_id.clone(),
+            activation_id: plan.activation_id.clone(),
+            batch_id,
+            stage: Stage::Extract.into(),
+            extracted: rows as u64,
+            terminal,
+            ..v1::Progress::default()
+        };
+        self.publisher.publish(PROGRESS, &progress).await?;
+        BatchPublished {
+            run_id: &plan.run_id,
+            seq: batch.seq,
+            rows,
+        }
+        .emit();
+        Ok(())
+    }
+
+    async fn finish(&self, delivery: &Delivery, request: &ExtractRequest, outcome: Outcome) {
+        match outcome {
+            Outcome::Done => settle(delivery.ack().await),
+            Outcome::Fatal(message) => {
+                ExtractionFailed {
+                    run_id: &request.run_id,
+                    message: &message,
+                }
+                .emit();
+                let progress = fatal_progress(request, message);
+                match self.publisher.publish(PROGRESS, &progress).await {
+                    Ok(()) => settle(delivery.ack().await),
+                    Err(e) => self.retry(delivery, request, &e.to_string()).await,
+                }
+            }
+            Outcome::DeadLetter(reason) => {
+                settle(delivery.dead_letter(Stage::Extract, &reason).await);
+            }
+            Outcome::Retry(reason) => self.retry(delivery, request, &reason).await,
+        }
+    }
+
+    async fn retry(&self, delivery: &Delivery, request: &ExtractRequest, reason: &str) {
+        RequestRequeued {
+            run_id: &request.run_id,
+            reason,
+        }
+        .emit();
+        tokio::time::sleep(REQUEUE_DELAY).await;
+        settle(delivery.nack_requeue().await);
+    }
+}
+
+/// The report that ends a run: `fatal`, with the batch id `<run_id>-fatal`.
+fn fatal_progress(request: &ExtractRequest, message: String) -> v1::Progress {
+    v1::Progress {
+        run_id: request.run_id.clone(),
+        activation_id: request.activation_id.clone(),
+        batch_id: format!("{}-fatal", request.run_id),
+        stage: Stage::Extract.into(),
+        terminal: Some(Terminal::Fatal(v1::FatalError { message })),
+        ..v1::Progress::default()
+    }
+}
+
+/// Logs a failed ack/nack: the broker redelivers the message, nothing else to do.
+fn settle(result: Result<(), BusError>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot settle the extract request; it will be redelivered");
+    }
+}

@@ -1,0 +1,218 @@
+//! The warehouse: a Postgres-protocol database reached by a DSN, queried read-only.
+//!
+//! Used by the extractor to stream a run's rows, and by control to check warehouses and
+//! activations ([`Warehouse::test`], [`Warehouse::describe`], [`Warehouse::preview`]). Every
+//! statement that reads rows runs in a `READ ONLY` transaction with a statement timeout, so an
+//! activation query can never change the warehouse. How Postgres types become
+//! [`Value`]s is documented in `decode.rs`: the common types are decoded from the binary format
+//! (numeric exactly, as text), every other type is read as its text.
+
+mod decode;
+mod error;
+mod numeric;
+mod select;
+mod stream;
+
+use std::time::Duration;
+
+use mixsync_domain::Value;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+
+pub use error::WarehouseError;
+pub use stream::{Batch, StreamError, StreamOptions, StreamSummary};
+
+use decode::Cell;
+
+/// How long [`connect`] waits for the connection, unless the DSN sets `connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The statement timeout of [`Warehouse::preview`] and [`Warehouse::test`].
+pub const PREVIEW_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A column of a query's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its name, as the query names it.
+    pub name: String,
+    /// Its Postgres type, e.g. `int8`, `timestamptz`, `_text` (an array of text).
+    pub type_name: String,
+}
+
+/// What [`Warehouse::test`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestReport {
+    /// The server's `server_version`, e.g. `15.4 (Debian 15.4-1)`.
+    pub server_version: String,
+    /// Whether a `READ ONLY` transaction could be opened and reports itself read-only.
+    pub read_only_ok: bool,
+}
+
+/// One open connection to a warehouse. Calls are serialized: one statement at a time.
+#[derive(Debug)]
+pub struct Warehouse {
+    client: Mutex<Client>,
+}
+
+/// Connects to the warehouse at `dsn` (a `postgres://` URL or a libpq `key=value` string)
+/// without TLS, giving up after the DSN's `connect_timeout` or [`CONNECT_TIMEOUT`].
+pub async fn connect(dsn: &SecretString) -> Result<Warehouse, WarehouseError> {
+    let mut config: tokio_postgres::Config = dsn
+        .expose_secret()
+        .parse()
+        .map_err(|e| WarehouseError::InvalidDsn(error::chain(&e)))?;
+    let timeout = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    config.connect_timeout(timeout);
+    if config.get_application_name().is_none() {
+        config.application_name("mixsync");
+    }
+    let (client, connection) = tokio::time::timeout(timeout, config.connect(NoTls))
+        .await
+        .map_err(|_| WarehouseError::ConnectTimeout(timeout))?
+        .map_err(|e| WarehouseError::from_connect(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %error::chain(&e), "warehouse connection ended");
+        }
+    });
+    Ok(Warehouse {
+        client: Mutex::new(client),
+    })
+}
+
+impl Warehouse {
+    /// The columns `query` would return, learned by preparing it: the query is never executed.
+    pub async fn describe(&self, query: &str) -> Result<Vec<Column>, WarehouseError> {
+        let client = self.client.lock().await;
+        let statement = client.prepare(query).await.map_err(pg)?;
+        Ok(statement
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                type_name: c.type_().name().to_owned(),
+            })
+            .collect())
+    }
+
+    /// Opens a `READ ONLY` transaction and reads the server version in it.
+    pub async fn test(&self) -> Result<TestReport, WarehouseError> {
+        let mut client = self.client.lock().await;
+        let tx = read_only(&mut client, PREVIEW_STATEMENT_TIMEOUT).await?;
+        let row = tx
+            .query_one(
+                "SELECT current_setting('server_version'), current_setting('transaction_read_only')",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let server_version: String = row.try_get(0).map_err(pg)?;
+        let read_only: String = row.try_get(1).map_err(pg)?;
+        tx.rollback().await.map_err(pg)?;
+        Ok(TestReport {
+            server_version,
+            read_only_ok: read_only == "on",
+        })
+    }
+
+    /// The column names and the first `limit` rows of `query`, run read-only with
+    /// [`PREVIEW_STATEMENT_TIMEOUT`]. The server stops after `limit` rows.
+    pub async fn preview(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, Vec<Vec<Value>>), WarehouseError> {
+        let mut client = self.client.lock().await;
+        let tx = read_only(&mut client, PREVIEW_STATEMENT_TIMEOUT).await?;
+        let (columns, statement) = prepare_reading(&tx, query).await?;
+        if limit == 0 {
+            return Ok((columns, Vec::new()));
+        }
+        let portal = tx.bind_raw(&statement, no_params()).await.map_err(pg)?;
+        let max_rows = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows = tx.query_portal(&portal, max_rows).await.map_err(pg)?;
+        let rows = rows
+            .iter()
+            .take(limit)
+            .map(|row| decode_row(row, &columns))
+            .collect::<Result<_, _>>()?;
+        tx.rollback().await.map_err(pg)?;
+        Ok((columns, rows))
+    }
+}
+
+/// Starts a `READ ONLY` transaction whose statements time out after `statement_timeout`
+/// (`0`: never).
+async fn read_only(
+    client: &mut Client,
+    statement_timeout: Duration,
+) -> Result<Transaction<'_>, WarehouseError> {
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)?;
+    let ms = u64::try_from(statement_timeout.as_millis()).unwrap_or(u64::MAX);
+    // `SET` takes no parameters; `ms` is a number, so formatting it in is safe.
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+        .await
+        .map_err(pg)?;
+    Ok(tx)
+}
+
+/// Prepares `query` for reading: its column names, and the statement to run (the query itself,
+/// or wrapped to read undecodable types as text).
+async fn prepare_reading(
+    tx: &Transaction<'_>,
+    query: &str,
+) -> Result<(Vec<String>, Statement), WarehouseError> {
+    let statement = tx.prepare(query).await.map_err(pg)?;
+    if !statement.params().is_empty() {
+        return Err(WarehouseError::Parameters {
+            count: statement.params().len(),
+        });
+    }
+    let names = statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let types: Vec<_> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    let statement = match select::text_wrapped(query, &types) {
+        Some(wrapped) => tx.prepare(&wrapped).await.map_err(pg)?,
+        None => statement,
+    };
+    Ok((names, statement))
+}
+
+fn decode_row(row: &Row, names: &[String]) -> Result<Vec<Value>, WarehouseError> {
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<_, Cell>(i)
+                .map(|cell| cell.0)
+                .map_err(|e| WarehouseError::Decode {
+                    column: names.get(i).cloned().unwrap_or_default(),
+                    type_name: row.columns()[i].type_().name().to_owned(),
+                    message: std::error::Error::source(&e)
+                        .map_or_else(|| e.to_string(), ToString::to_string),
+                })
+        })
+        .collect()
+}
+
+/// No statement parameters: activation queries take none.
+fn no_params() -> std::iter::Empty<&'static str> {
+    std::iter::empty()
+}
+
+fn pg(e: tokio_postgres::Error) -> WarehouseError {
+    WarehouseError::from_postgres(&e)
+}

@@ -1,0 +1,103 @@
+//! mixsync's loaders: RecordBatch messages from RabbitMQ to Mixpanel's ingestion API.
+//!
+//! The shared machinery is written once: [`batcher`] (by count and bytes, with linger),
+//! [`encoder`] (gzip), [`rate_limit`] (per project, shared by the process), [`retry`] (the one
+//! classification function and backoff), [`http`], the [`sender`] pipeline (records and a target in,
+//! one outcome per record out) and the RabbitMQ [`service`]. Each Mixpanel object is a small folder
+//! under [`objects`]; events is the first.
+
+pub mod batcher;
+pub mod config;
+pub mod encoder;
+pub mod http;
+mod internal_events;
+pub mod objects;
+pub mod rate_limit;
+pub mod retry;
+pub mod sender;
+pub mod service;
+pub mod target;
+mod tracker;
+
+use std::time::Duration;
+
+use mixsync_bus::{Bus, BusConfig, BusError, LOAD_EVENTS};
+use mixsync_proto::v1::MixpanelObject;
+use mixsync_state::{StateError, StateStore};
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, SendSettings};
+pub use objects::events::{Events, EventsConfig};
+pub use sender::{RecordOutcome, Sender};
+pub use service::{Service, ServiceSettings};
+pub use target::{Target, TargetCache, TargetError, TargetSource};
+
+/// Why a loader stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// RabbitMQ.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The state database.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The HTTP client.
+    #[error(transparent)]
+    Http(#[from] http::ClientError),
+}
+
+/// `mixsync serve loader-events`: consumes `mixsync.load.events` until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let state = connect_state(&config, &shutdown).await?;
+    let bus = Bus::connect(BusConfig {
+        url: config.amqp_url.expose_secret().to_owned(),
+        prefix: config.queue_prefix.clone(),
+    })
+    .await?;
+    let service = events_service(&config, state, shutdown.clone())?;
+    let result = service.run(&bus, shutdown).await;
+    bus.close().await;
+    Ok(result?)
+}
+
+/// The events loader over any target source (the state store in production, a map in tests).
+pub fn events_service<S: TargetSource>(
+    config: &Config,
+    targets: S,
+    shutdown: CancellationToken,
+) -> Result<Service<Events, S>, Error> {
+    let sender = Sender::new(Events::new(config.events), &config.send, shutdown)?;
+    Ok(Service {
+        queue: LOAD_EVENTS,
+        kind: MixpanelObject::Events,
+        sender: std::sync::Arc::new(sender),
+        targets: std::sync::Arc::new(TargetCache::new(targets, config.target_cache_ttl)),
+        settings: ServiceSettings {
+            prefetch: config.prefetch,
+            concurrency: config.concurrency,
+            linger: config.linger,
+        },
+    })
+}
+
+/// The state store, waiting up to about 30 seconds for a database that is still starting.
+async fn connect_state(config: &Config, shutdown: &CancellationToken) -> Result<StateStore, Error> {
+    let url = config.database_url.expose_secret();
+    let mut wait = Duration::from_millis(250);
+    let mut waited = Duration::ZERO;
+    loop {
+        match StateStore::connect(url, &config.secret_key).await {
+            Ok(store) => return Ok(store),
+            Err(error @ (StateError::Pool(_) | StateError::Database(_)))
+                if waited < Duration::from_secs(30) && !shutdown.is_cancelled() =>
+            {
+                tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "state database not reachable yet");
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}

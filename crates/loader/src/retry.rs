@@ -1,0 +1,297 @@
+//! What to do after one attempt (the retry table of `mixpanel-api.md` §6.1), and how long to wait
+//! before the next one. Every object goes through [`classify`]; none has its own retry loop.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// What one attempt produced, reduced to what retrying depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// No HTTP answer: connection refused or reset, DNS failure, timeout, body cut short.
+    Transport,
+    /// An HTTP answer.
+    Http {
+        /// The status code.
+        status: u16,
+        /// `Retry-After`, when the server sent one we understand.
+        retry_after: Option<Duration>,
+        /// The body lists per-record failures (a strict `/import` 400's `failed_records`).
+        record_failures: bool,
+    },
+}
+
+/// The decision for a request after one attempt (Vector's `RetryLogic` outcomes, plus the two that
+/// Mixpanel needs: split on 413 and stop the run on 401/403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAction {
+    /// Every record was accepted.
+    Successful,
+    /// A transient failure (429, 408, 5xx, transport): send the same request again after a backoff,
+    /// at least `after` when the server said so.
+    Retry {
+        /// The server's `Retry-After`.
+        after: Option<Duration>,
+    },
+    /// Some records were accepted and the body says which were not: map the failures back by index.
+    /// Nothing is resent as is (a strict 400 would fail the same way again).
+    RetryPartial,
+    /// 413: the body is too large; split the request in half and send each half.
+    Split,
+    /// A permanent failure of the whole request (other 4xx): every record in it failed.
+    DontRetry,
+    /// 401/403: the credentials are refused; the run cannot go on.
+    Fatal,
+}
+
+/// Classifies one attempt. The one place that knows which answers are retried.
+pub fn classify(answer: &Answer) -> RetryAction {
+    let (status, retry_after, record_failures) = match *answer {
+        Answer::Transport => return RetryAction::Retry { after: None },
+        Answer::Http {
+            status,
+            retry_after,
+            record_failures,
+        } => (status, retry_after, record_failures),
+    };
+    match status {
+        200..=299 if record_failures => RetryAction::RetryPartial,
+        200..=299 => RetryAction::Successful,
+        400 if record_failures => RetryAction::RetryPartial,
+        401 | 403 => RetryAction::Fatal,
+        413 => RetryAction::Split,
+        408 | 429 | 500..=599 => RetryAction::Retry { after: retry_after },
+        _ => RetryAction::DontRetry,
+    }
+}
+
+/// A server's `Retry-After` is honoured up to this long; beyond it the value is treated as a mistake.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Exponential backoff with full jitter: attempt `n` waits a uniformly random time in
+/// `[0, min(max, initial * 2^n)]`, and never less than the server's `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The ceiling of the first retry's wait (Mixpanel suggests 2 s).
+    pub initial: Duration,
+    /// The largest ceiling (Mixpanel suggests 60 s).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The longest wait before retry `attempt` (0-based): `min(max, initial * 2^attempt)`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+        self.initial
+            .checked_mul(factor)
+            .map_or(self.max, |d| d.min(self.max))
+    }
+
+    /// How long to wait before retry `attempt`: full jitter under [`Backoff::ceiling`], at least
+    /// `retry_after` (capped at [`MAX_RETRY_AFTER`]). Jitter spreads out requests that were refused
+    /// together, so they do not come back together.
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let jittered = Duration::from_nanos(rng.random_range(0..=nanos(ceiling)));
+        match retry_after {
+            Some(after) => jittered.max(after.min(MAX_RETRY_AFTER)),
+            None => jittered,
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Parses a `Retry-After` value in seconds (`"3"`, `"1.5"`); HTTP dates are not used by Mixpanel and
+/// are ignored.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e6)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn http(status: u16) -> Answer {
+        Answer::Http {
+            status,
+            retry_after: None,
+            record_failures: false,
+        }
+    }
+
+    #[test]
+    fn every_status_is_classified() {
+        use RetryAction::*;
+        let retry = Retry { after: None };
+        for status in 100..=199 {
+            assert_eq!(classify(&http(status)), DontRetry, "{status}");
+        }
+        for status in 200..=299 {
+            assert_eq!(classify(&http(status)), Successful, "{status}");
+        }
+        for status in 300..=399 {
+            assert_eq!(classify(&http(status)), DontRetry, "{status}");
+        }
+        for status in 400..=499 {
+            let expected = match status {
+                401 | 403 => Fatal,
+                413 => Split,
+                408 | 429 => retry,
+                _ => DontRetry,
+            };
+            assert_eq!(classify(&http(status)), expected, "{status}");
+        }
+        for status in 500..=599 {
+            assert_eq!(classify(&http(status)), retry, "{status}");
+        }
+    }
+
+    #[test]
+    fn the_table_of_mixpanel_api_6_1() {
+        use RetryAction::*;
+        let cases = [
+            (200, false, Successful),
+            (400, true, RetryPartial),
+            (400, false, DontRetry),
+            (401, false, Fatal),
+            (403, false, Fatal),
+            (413, false, Split),
+            (415, false, DontRetry),
+            (404, false, DontRetry),
+            (408, false, Retry { after: None }),
+            (429, false, Retry { after: None }),
+            (500, false, Retry { after: None }),
+            (502, false, Retry { after: None }),
+            (503, false, Retry { after: None }),
+            (504, false, Retry { after: None }),
+            (524, false, Retry { after: None }),
+            // A 200 that still lists failures is a partial success, never "all loaded".
+            (200, true, RetryPartial),
+            // Failures listed on a status that is not 2xx/400 do not change its meaning.
+            (401, true, Fatal),
+            (503, true, Retry { after: None }),
+        ];
+        for (status, record_failures, expected) in cases {
+            let answer = Answer::Http {
+                status,
+                retry_after: None,
+                record_failures,
+            };
+            assert_eq!(classify(&answer), expected, "{status} {record_failures}");
+        }
+    }
+
+    #[test]
+    fn transport_errors_and_retry_after_are_retried() {
+        assert_eq!(
+            classify(&Answer::Transport),
+            RetryAction::Retry { after: None }
+        );
+        let after = Some(Duration::from_secs(3));
+        let answer = Answer::Http {
+            status: 429,
+            retry_after: after,
+            record_failures: false,
+        };
+        assert_eq!(classify(&answer), RetryAction::Retry { after });
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_only() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+    }
+
+    #[test]
+    fn ceiling_doubles_from_initial_to_max() {
+        let b = Backoff::default();
+        let secs: Vec<u64> = (0..8).map(|a| b.ceiling(a).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(b.ceiling(u32::MAX), b.max);
+    }
+
+    proptest! {
+        #[test]
+        fn delay_is_bounded_grows_and_jitters_in_range(
+            initial_ms in 1u64..5_000,
+            max_factor in 1u64..100,
+            attempt in 0u32..80,
+            seed: u64,
+            retry_after_ms in proptest::option::of(0u64..2_000_000),
+        ) {
+            let backoff = Backoff {
+                initial: Duration::from_millis(initial_ms),
+                max: Duration::from_millis(initial_ms * max_factor),
+            };
+            let ceiling = backoff.ceiling(attempt);
+            // Bounded by max, never below the first ceiling, and non-decreasing in the attempt.
+            prop_assert!(ceiling <= backoff.max);
+            prop_assert!(ceiling >= backoff.initial.min(backoff.max));
+            prop_assert!(backoff.ceiling(attempt + 1) >= ceiling);
+            // Strictly grows until it reaches max.
+            if ceiling < backoff.max {
+                prop_assert!(backoff.ceiling(attempt + 1) > ceiling);
+            }
+            let mut rng = StdRng::seed_from_u64(seed);
+            let retry_after = retry_after_ms.map(Duration::from_millis);
+            let delay = backoff.delay(attempt, retry_after, &mut rng);
+            match retry_after {
+                None => prop_assert!(delay <= ceiling),
+                Some(after) => {
+                    let floor = after.min(MAX_RETRY_AFTER);
+                    prop_assert!(delay >= floor);
+                    prop_assert!(delay <= ceiling.max(floor));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_over_the_whole_range() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(1000),
+            max: Duration::from_millis(1000),
+        };
+        let mut rng = StdRng::seed_from_u64(7);
+        let delays: Vec<Duration> = (0..2000)
+            .map(|_| backoff.delay(0, None, &mut rng))
+            .collect();
+        let low = delays
+            .iter()
+            .filter(|d| **d < Duration::from_millis(250))
+            .count();
+        let high = delays
+            .iter()
+            .filter(|d| **d > Duration::from_millis(750))
+            .count();
+        assert!(low > 300 && high > 300, "low {low}, high {high}");
+    }
+}

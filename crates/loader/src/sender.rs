@@ -1,0 +1,287 @@
+//! The sending pipeline: records + a target in, one outcome per record out. Rate limit, the retry
+//! loop, 413 splitting and mapping per-record failures back by index live here, once, for every
+//! object. No RabbitMQ here: the service decides what outcomes mean for acknowledgements.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::Batcher;
+use crate::config::SendSettings;
+use crate::http::{ClientError, HttpClient, PreparedRequest};
+use crate::internal_events::{
+    CredentialsRefused, RecordsDeferred, RequestAnswered, RequestRetried, RequestSplit,
+};
+use crate::objects::{Object, ParsedReply, RULE_REJECTED, RULE_TOO_LARGE, RecordFailure};
+use crate::rate_limit::{self, RateLimiter};
+use crate::retry::{Answer, Backoff, RetryAction, classify};
+use crate::target::Target;
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Mixpanel accepted it.
+    Loaded,
+    /// Mixpanel refused it (or it could not be sent at all); it will not be retried.
+    Failed(RecordFailure),
+    /// The target refused the credentials (401/403) or cannot be used: the run cannot go on.
+    Fatal(Arc<str>),
+    /// Not resolved (shutting down, or retried for longer than the retry budget): deliver it again
+    /// later. Never dropped.
+    Deferred,
+}
+
+/// Sends records of one object; share it (`Arc`) between concurrent sends.
+#[derive(Debug)]
+pub struct Sender<O> {
+    object: O,
+    http: HttpClient,
+    limiter: Option<Arc<RateLimiter>>,
+    backoff: Backoff,
+    retry_budget: Option<Duration>,
+    shutdown: CancellationToken,
+}
+
+/// How one request (or a part of a split one) ended.
+enum Sent {
+    Done(Vec<RecordOutcome>),
+    TooLarge(String),
+    Fatal(Arc<str>),
+    Deferred,
+}
+
+impl<O: Object> Sender<O> {
+    /// A sender with `settings`, using this process's shared rate limiter for those limits. Once
+    /// `shutdown` is cancelled, no new attempt starts: unresolved records come back
+    /// [`RecordOutcome::Deferred`].
+    pub fn new(
+        object: O,
+        settings: &SendSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ClientError> {
+        Ok(Sender {
+            object,
+            http: HttpClient::new(&settings.http)?,
+            limiter: settings.rate_limit.map(rate_limit::shared),
+            backoff: settings.backoff,
+            retry_budget: settings.retry_budget,
+            shutdown,
+        })
+    }
+
+    /// The object sent.
+    pub fn object(&self) -> &O {
+        &self.object
+    }
+
+    /// Sends `records` to `target` and returns one outcome per record, in order. Records go in as
+    /// few requests as the object's batch limits allow (one, when they come from the batcher), each
+    /// split further if Mixpanel finds it too large.
+    pub async fn send(&self, target: &Target, records: &[Bytes]) -> Vec<RecordOutcome> {
+        let mut outcomes = vec![RecordOutcome::Deferred; records.len()];
+        let started = Instant::now();
+        let mut pending = self.requests(records);
+        let mut fatal: Option<Arc<str>> = None;
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            if let Some(reason) = &fatal {
+                outcomes[range].fill(RecordOutcome::Fatal(reason.clone()));
+                continue;
+            }
+            match self
+                .send_one(target, &records[range.clone()], started)
+                .await
+            {
+                Sent::Done(done) => {
+                    for (slot, outcome) in outcomes[range].iter_mut().zip(done) {
+                        *slot = outcome;
+                    }
+                }
+                Sent::TooLarge(message) if range.len() == 1 => {
+                    outcomes[range].fill(RecordOutcome::Failed(RecordFailure {
+                        field: String::new(),
+                        rule: RULE_TOO_LARGE,
+                        message,
+                    }));
+                }
+                Sent::TooLarge(_) => {
+                    RequestSplit {
+                        object: self.object.name(),
+                        records: range.len(),
+                    }
+                    .emit();
+                    let middle = range.start + range.len() / 2;
+                    // Last in, first out: the first half goes first.
+                    pending.push(middle..range.end);
+                    pending.push(range.start..middle);
+                }
+                Sent::Fatal(reason) => {
+                    outcomes[range].fill(RecordOutcome::Fatal(reason.clone()));
+                    fatal = Some(reason);
+                }
+                Sent::Deferred => {}
+            }
+        }
+        outcomes
+    }
+
+    /// Ranges of `records` within the batch limits, last first (they are popped from the end).
+    fn requests(&self, records: &[Bytes]) -> Vec<Range<usize>> {
+        let mut batcher = Batcher::new(self.object.batch_limits(), Duration::ZERO);
+        let now = Instant::now();
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        for (i, record) in records.iter().enumerate() {
+            for batch in batcher.push(i, self.object.record_size(record), now) {
+                ranges.push(start..start + batch.len());
+                start += batch.len();
+            }
+        }
+        if let Some(batch) = batcher.take() {
+            ranges.push(start..start + batch.len());
+        }
+        ranges.reverse();
+        ranges
+    }
+
+    /// One request for `records`, retried until it has a definite answer.
+    async fn send_one(&self, target: &Target, records: &[Bytes], started: Instant) -> Sent {
+        let request = match self.object.build_request(target, records) {
+            Ok(request) => request,
+            Err(error) => return Sent::Fatal(error.0.into()),
+        };
+        let mut attempt = 0u32;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return self.deferred(records.len(), "the loader is shutting down");
+            }
+            if let Some(limiter) = &self.limiter {
+                let acquire = limiter.acquire(
+                    target.project_id,
+                    request.records,
+                    request.uncompressed_bytes,
+                );
+                tokio::select! {
+                    () = acquire => {}
+                    () = self.shutdown.cancelled() => {
+                        return self.deferred(records.len(), "the loader is shutting down");
+                    }
+                }
+            }
+            let (answer, parsed, reason) = self.attempt(target, &request, records.len()).await;
+            match classify(&answer) {
+                RetryAction::Successful => {
+                    return Sent::Done(vec![RecordOutcome::Loaded; records.len()]);
+                }
+                RetryAction::RetryPartial => return Sent::Done(partial(parsed, records.len())),
+                RetryAction::Split => return Sent::TooLarge(parsed.message),
+                RetryAction::DontRetry => {
+                    let failure = RecordFailure {
+                        field: String::new(),
+                        rule: RULE_REJECTED,
+                        message: parsed.message,
+                    };
+                    return Sent::Done(vec![RecordOutcome::Failed(failure); records.len()]);
+                }
+                RetryAction::Fatal => {
+                    let reason = format!(
+                        "Mixpanel refused the service account `{}` for project {}: {}",
+                        target.service_account_username, target.project_id, parsed.message
+                    );
+                    CredentialsRefused {
+                        object: self.object.name(),
+                        reason: &reason,
+                    }
+                    .emit();
+                    return Sent::Fatal(reason.into());
+                }
+                RetryAction::Retry { after } => {
+                    let wait = self.backoff.delay(attempt, after, &mut rand::rng());
+                    if self
+                        .retry_budget
+                        .is_some_and(|budget| started.elapsed() + wait > budget)
+                    {
+                        return self.deferred(records.len(), "retry budget spent");
+                    }
+                    RequestRetried {
+                        object: self.object.name(),
+                        project_id: target.project_id,
+                        records: records.len(),
+                        attempt,
+                        wait,
+                        reason: &reason,
+                    }
+                    .emit();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.shutdown.cancelled() => {
+                            return self.deferred(records.len(), "the loader is shutting down");
+                        }
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Sends once; the answer for [`classify`], the parsed body, and a reason for logs.
+    async fn attempt(
+        &self,
+        target: &Target,
+        request: &PreparedRequest,
+        records: usize,
+    ) -> (Answer, ParsedReply, String) {
+        match self.http.send(request).await {
+            Err(error) => (Answer::Transport, ParsedReply::default(), error.to_string()),
+            Ok(reply) => {
+                let parsed = self.object.parse_reply(&reply, records);
+                RequestAnswered {
+                    object: self.object.name(),
+                    project_id: target.project_id,
+                    records,
+                    status: reply.status,
+                    message: &parsed.message,
+                }
+                .emit();
+                let answer = Answer::Http {
+                    status: reply.status,
+                    retry_after: reply.retry_after,
+                    record_failures: !parsed.failures.is_empty(),
+                };
+                let reason = format!("HTTP {}: {}", reply.status, parsed.message);
+                (answer, parsed, reason)
+            }
+        }
+    }
+
+    fn deferred(&self, records: usize, reason: &str) -> Sent {
+        RecordsDeferred {
+            object: self.object.name(),
+            records,
+            reason,
+        }
+        .emit();
+        Sent::Deferred
+    }
+}
+
+/// Records listed in `parsed.failures` failed with Mixpanel's field and message; the others were
+/// imported.
+fn partial(parsed: ParsedReply, records: usize) -> Vec<RecordOutcome> {
+    let mut outcomes = vec![RecordOutcome::Loaded; records];
+    for failure in parsed.failures {
+        if let Some(slot) = outcomes.get_mut(failure.index) {
+            *slot = RecordOutcome::Failed(RecordFailure {
+                field: failure.field,
+                rule: RULE_REJECTED,
+                message: failure.message,
+            });
+        }
+    }
+    outcomes
+}

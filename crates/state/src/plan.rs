@@ -1,0 +1,114 @@
+//! What the pipeline services read: a run's frozen settings and how to reach its warehouse and
+//! target. Secrets are [`SecretString`]s: `Debug` prints `[REDACTED]`.
+
+use mixsync_domain::{FieldMapping, ObjectKind};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StateError;
+use crate::store::StateStore;
+
+/// Per-activation switches for how records are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivationOptions {
+    /// Send `ip: 0` (events) / `$ip: "0"` (profiles) so Mixpanel does not geolocate the
+    /// loader's address. Default true.
+    pub ip_zero: bool,
+    /// Profiles: send `$ignore_time` so the update does not change "last seen".
+    pub ignore_time: bool,
+}
+
+impl Default for ActivationOptions {
+    fn default() -> Self {
+        Self {
+            ip_zero: true,
+            ignore_time: false,
+        }
+    }
+}
+
+/// Everything a run needs, as the activation was when the run was triggered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// The run.
+    pub run_id: String,
+    /// Its activation.
+    pub activation_id: String,
+    /// The warehouse the query runs on.
+    pub warehouse_id: String,
+    /// The target records go to.
+    pub target_id: String,
+    /// The SQL query.
+    pub query: String,
+    /// The Mixpanel object written.
+    pub object: ObjectKind,
+    /// Column → field mapping.
+    pub mapping: FieldMapping,
+    /// Sending options.
+    pub options: ActivationOptions,
+    /// Ignore sync snapshots and send every row.
+    pub full_resync: bool,
+}
+
+/// How to connect to a warehouse.
+#[derive(Debug, Clone)]
+pub struct WarehouseConnection {
+    /// A libpq key=value connection string tokio-postgres accepts, password included.
+    pub dsn: SecretString,
+}
+
+/// How to reach a Mixpanel project.
+#[derive(Debug, Clone)]
+pub struct TargetConnection {
+    /// Ingestion API base URL without a trailing slash, e.g. `https://api.mixpanel.com` or
+    /// `http://127.0.0.1:3900`.
+    pub base_url: String,
+    /// Mixpanel project id.
+    pub project_id: u64,
+    /// Project token (may be empty when none is stored).
+    pub token: SecretString,
+    /// Service-account username.
+    pub service_account_username: String,
+    /// Service-account secret.
+    pub service_account_secret: SecretString,
+}
+
+/// The activation settings frozen into a run when it is triggered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RunSettings {
+    pub warehouse_id: String,
+    pub target_id: String,
+    pub query: String,
+    pub object: ObjectKind,
+    pub mapping: FieldMapping,
+    pub options: ActivationOptions,
+}
+
+impl StateStore {
+    /// The plan of a run: its activation's settings as they were when it was triggered.
+    pub async fn run_plan(&self, run_id: &str) -> Result<RunPlan, StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT activation_id, settings, full_resync FROM runs WHERE id = $1",
+                &[&run_id],
+            )
+            .await?
+            .ok_or_else(|| StateError::not_found("run", run_id))?;
+        let settings: serde_json::Value = row.get(1);
+        let settings: RunSettings = serde_json::from_value(settings)
+            .map_err(|e| StateError::corrupt(format!("settings of run `{run_id}`"), e))?;
+        Ok(RunPlan {
+            run_id: run_id.to_owned(),
+            activation_id: row.get(0),
+            warehouse_id: settings.warehouse_id,
+            target_id: settings.target_id,
+            query: settings.query,
+            object: settings.object,
+            mapping: settings.mapping,
+            options: settings.options,
+            full_resync: row.get(2),
+        })
+    }
+}

@@ -1,0 +1,316 @@
+//! Progress accounting: each `(run, stage, batch)` report counts once, whatever the number of
+//! deliveries, and the run ends exactly when its counts add up.
+
+use mixsync_proto::v1::{self, progress::Terminal};
+use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+
+use crate::error::StateError;
+use crate::ids::new_id;
+use crate::row_json::row_json;
+use crate::runs::{RunCounts, RunState};
+use crate::stage::Stage;
+use crate::store::StateStore;
+
+/// What [`StateStore::apply_progress`] did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressOutcome {
+    /// Counted; the run is now in `state`.
+    Applied {
+        /// The run's state after the report.
+        state: RunState,
+    },
+    /// This `(run, stage, batch)` was already counted: a redelivery. Nothing changed.
+    Duplicate,
+    /// No such run (e.g. its activation was deleted). Nothing to record.
+    UnknownRun,
+}
+
+/// The run row as locked for an update.
+struct LockedRun {
+    state: RunState,
+    counts: RunCounts,
+    total_rows: Option<u64>,
+    extraction_finished: bool,
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl StateStore {
+    /// Accounts one progress report in one transaction: records the batch (once per
+    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, marks extraction
+    /// finished or the run failed, moves a queued run to RUNNING, and ends the run — SUCCEEDED
+    /// or PARTIALLY_FAILED — once extraction finished and `extracted = skipped + loaded +
+    /// failed`. Reports for a run that already ended are recorded but do not change its state.
+    /// Concurrent reports for one run serialize on its row lock.
+    pub async fn apply_progress(
+        &self,
+        progress: &v1::Progress,
+    ) -> Result<ProgressOutcome, StateError> {
+        let stage = Stage::from_proto(progress.stage());
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(run) = lock_run(&tx, &progress.run_id).await? else {
+            return Ok(ProgressOutcome::UnknownRun);
+        };
+        let inserted = tx
+            .execute(
+                "INSERT INTO batch_reports (run_id, stage, batch_id, extracted, skipped, loaded, failed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &progress.run_id,
+                    &stage.as_str(),
+                    &progress.batch_id,
+                    &to_i64(progress.extracted),
+                    &to_i64(progress.skipped),
+                    &to_i64(progress.loaded),
+                    &to_i64(progress.failed),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(ProgressOutcome::Duplicate);
+        }
+        insert_failures(&tx, progress, stage).await?;
+
+        let counts = RunCounts {
+            extracted: run.counts.extracted + progress.extracted,
+            skipped: run.counts.skipped + progress.skipped,
+            loaded: run.counts.loaded + progress.loaded,
+            failed: run.counts.failed + progress.failed,
+        };
+        let mut extraction_finished = run.extraction_finished;
+        let mut total_rows = run.total_rows;
+        let mut error_message = None;
+        match &progress.terminal {
+            Some(Terminal::ExtractionFinished(done)) => {
+                extraction_finished = true;
+                total_rows = Some(done.total_rows);
+            }
+            Some(Terminal::Fatal(fatal)) => error_message = Some(fatal.message.clone()),
+            None => {}
+        }
+        let state = next_state(
+            run.state,
+            &counts,
+            extraction_finished,
+            total_rows,
+            error_message.is_some(),
+        );
+        let error_message = error_message.filter(|_| !run.state.is_terminal());
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &progress.run_id,
+            &state.as_str(),
+            &to_i64(counts.extracted),
+            &to_i64(counts.skipped),
+            &to_i64(counts.loaded),
+            &to_i64(counts.failed),
+            &extraction_finished,
+            &total_rows.map(to_i64),
+            &error_message,
+        ];
+        tx.execute(
+            "UPDATE runs SET state = $2, extracted = $3, skipped = $4, loaded = $5, failed = $6,
+                 extraction_finished = $7, total_rows = $8,
+                 error_message = COALESCE($9, error_message),
+                 started_at = COALESCE(started_at, now()),
+                 finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL
+                                    ELSE COALESCE(finished_at, now()) END,
+                 updated_at = now()
+             WHERE id = $1",
+            &params,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ProgressOutcome::Applied { state })
+    }
+}
+
+async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun>, StateError> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT state, extracted, skipped, loaded, failed, total_rows, extraction_finished
+             FROM runs WHERE id = $1 FOR UPDATE",
+            &[&run_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let state: String = row.get(0);
+    let total_rows: Option<i64> = row.get(5);
+    Ok(Some(LockedRun {
+        state: RunState::parse(&state).ok_or_else(|| {
+            StateError::corrupt(format!("state of run `{run_id}`"), format!("`{state}`"))
+        })?,
+        counts: RunCounts {
+            extracted: to_u64(row.get(1)),
+            skipped: to_u64(row.get(2)),
+            loaded: to_u64(row.get(3)),
+            failed: to_u64(row.get(4)),
+        },
+        total_rows: total_rows.map(to_u64),
+        extraction_finished: row.get(6),
+    }))
+}
+
+/// The state after a report. A run that ended stays as it is; a fatal report fails it; it
+/// succeeds (or partially fails) once every extracted row is accounted for — `extracted` must
+/// also equal the query's total, so a late extractor report for an earlier batch cannot let a
+/// run end early.
+pub(crate) fn next_state(
+    current: RunState,
+    counts: &RunCounts,
+    extraction_finished: bool,
+    total_rows: Option<u64>,
+    fatal: bool,
+) -> RunState {
+    if current.is_terminal() {
+        return current;
+    }
+    if fatal {
+        return RunState::Failed;
+    }
+    let all_extracted = extraction_finished && total_rows.is_none_or(|t| t == counts.extracted);
+    let accounted = counts.skipped + counts.loaded + counts.failed == counts.extracted;
+    match (all_extracted && accounted, counts.failed) {
+        (true, 0) => RunState::Succeeded,
+        (true, _) => RunState::PartiallyFailed,
+        (false, _) => RunState::Running,
+    }
+}
+
+async fn insert_failures(
+    tx: &Transaction<'_>,
+    progress: &v1::Progress,
+    stage: Stage,
+) -> Result<(), StateError> {
+    if progress.failures.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare(
+            "INSERT INTO failed_records (id, run_id, activation_id, stage, batch_id, row_number, key, field, rule, message, row, record_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .await?;
+    for failure in &progress.failures {
+        let row = without_nul_json(row_json(&progress.columns, failure.row.as_ref()));
+        let record_json = (!failure.record_json.is_empty())
+            .then(|| without_nul(&String::from_utf8_lossy(&failure.record_json)));
+        let (key, field, rule, message) = (
+            without_nul(&failure.key),
+            without_nul(&failure.field),
+            without_nul(&failure.rule),
+            without_nul(&failure.message),
+        );
+        let params: [&(dyn ToSql + Sync); 12] = [
+            &new_id(),
+            &progress.run_id,
+            &progress.activation_id,
+            &stage.as_str(),
+            &progress.batch_id,
+            &to_i64(failure.row_number),
+            &key,
+            &field,
+            &rule,
+            &message,
+            &row,
+            &record_json,
+        ];
+        tx.execute(&statement, &params).await?;
+    }
+    Ok(())
+}
+
+/// Postgres text and jsonb cannot hold U+0000; a warehouse value can. Replace it rather than
+/// lose the report.
+fn without_nul(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+fn without_nul_json(value: serde_json::Value) -> serde_json::Value {
+    let text = value.to_string();
+    if !text.contains("\\u0000") {
+        return value;
+    }
+    serde_json::from_str(&text.replace("\\u0000", "\\ufffd")).unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(extracted: u64, skipped: u64, loaded: u64, failed: u64) -> RunCounts {
+        RunCounts {
+            extracted,
+            skipped,
+            loaded,
+            failed,
+        }
+    }
+
+    #[test]
+    fn ends_only_when_everything_is_accounted_for() {
+        let running = RunState::Running;
+        assert_eq!(
+            next_state(running, &counts(10, 0, 10, 0), false, None, false),
+            RunState::Running
+        );
+        assert_eq!(
+            next_state(running, &counts(10, 0, 9, 0), true, Some(10), false),
+            RunState::Running
+        );
+        assert_eq!(
+            next_state(running, &counts(10, 2, 8, 0), true, Some(10), false),
+            RunState::Succeeded
+        );
+        assert_eq!(
+            next_state(running, &counts(10, 0, 9, 1), true, Some(10), false),
+            RunState::PartiallyFailed
+        );
+        // The extractor's report for an earlier batch has not arrived yet.
+        assert_eq!(
+            next_state(running, &counts(5, 0, 5, 0), true, Some(10), false),
+            RunState::Running
+        );
+        assert_eq!(
+            next_state(RunState::Queued, &counts(0, 0, 0, 0), true, Some(0), false),
+            RunState::Succeeded
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_replaced() {
+        assert_eq!(without_nul("a\0b"), "a\u{FFFD}b");
+        let json = serde_json::json!({"c": "x\u{0}y"});
+        assert_eq!(
+            without_nul_json(json),
+            serde_json::json!({"c": "x\u{FFFD}y"})
+        );
+    }
+
+    #[test]
+    fn fatal_fails_and_terminal_states_stick() {
+        assert_eq!(
+            next_state(RunState::Running, &counts(0, 0, 0, 0), false, None, true),
+            RunState::Failed
+        );
+        assert_eq!(
+            next_state(
+                RunState::Succeeded,
+                &counts(1, 0, 1, 0),
+                true,
+                Some(1),
+                true
+            ),
+            RunState::Succeeded
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Progress accounting: idempotent per batch, serialized per run, and a run ends exactly when
+//! its counts add up.
+
+mod common;
+
+use common::{TestDb, seeded};
+use mixsync_proto::v1::{self, progress::Terminal};
+use mixsync_state::{FailedRecordFilter, PageRequest, ProgressOutcome, RunState, Stage};
+
+fn report(run_id: &str, stage: v1::Stage, batch: &str) -> v1::Progress {
+    v1::Progress {
+        run_id: run_id.into(),
+        batch_id: format!("{run_id}-{batch}"),
+        stage: stage.into(),
+        ..Default::default()
+    }
+}
+
+fn extracted(run_id: &str, batch: &str, rows: u64, finished: Option<u64>) -> v1::Progress {
+    v1::Progress {
+        extracted: rows,
+        terminal: finished.map(|total_rows| {
+            Terminal::ExtractionFinished(v1::ExtractionFinished {
+                total_rows,
+                batches: 2,
+            })
+        }),
+        ..report(run_id, v1::Stage::Extract, batch)
+    }
+}
+
+fn loaded(run_id: &str, batch: &str, loaded: u64) -> v1::Progress {
+    v1::Progress {
+        loaded,
+        ..report(run_id, v1::Stage::Load, batch)
+    }
+}
+
+fn mapped_with_failure(run_id: &str, activation_id: &str, batch: &str) -> v1::Progress {
+    v1::Progress {
+        failed: 1,
+        activation_id: activation_id.into(),
+        columns: vec!["id".into(), "ts".into()],
+        failures: vec![v1::FailedRow {
+            row_number: 3,
+            key: String::new(),
+            field: "time".into(),
+            rule: "time_range".into(),
+            message: "row 3, column `ts`: 1960 is before 1971".into(),
+            row: Some(v1::Row {
+                values: vec![
+                    v1::Value {
+                        kind: Some(v1::value::Kind::IntValue(3)),
+                    },
+                    v1::Value {
+                        kind: Some(v1::value::Kind::Text("1960".into())),
+                    },
+                ],
+            }),
+            record_json: Vec::new(),
+        }],
+        ..report(run_id, v1::Stage::Map, batch)
+    }
+}
+
+#[tokio::test]
+async fn a_run_completes_exactly_when_counts_add_up_and_redeliveries_do_not_count() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    assert_eq!(run.state, RunState::Queued);
+
+    let steps = [
+        (extracted(&run.id, "0", 2, None), RunState::Running),
+        (loaded(&run.id, "0", 2), RunState::Running),
+        (extracted(&run.id, "1", 2, Some(4)), RunState::Running),
+        (
+            mapped_with_failure(&run.id, &activation, "1"),
+            RunState::Running,
+        ),
+    ];
+    for (progress, expected) in &steps {
+        let outcome = store.apply_progress(progress).await.unwrap();
+        assert_eq!(outcome, ProgressOutcome::Applied { state: *expected });
+        // Redelivery: recorded once only.
+        assert_eq!(
+            store.apply_progress(progress).await.unwrap(),
+            ProgressOutcome::Duplicate
+        );
+    }
+    let mid = store.get_run(&run.id).await.unwrap();
+    assert_eq!(mid.counts.extracted, 4);
+    assert_eq!(mid.counts.loaded + mid.counts.failed, 3);
+    assert!(mid.started_at.is_some() && mid.finished_at.is_none());
+
+    let last = loaded(&run.id, "1", 1);
+    assert_eq!(
+        store.apply_progress(&last).await.unwrap(),
+        ProgressOutcome::Applied {
+            state: RunState::PartiallyFailed
+        }
+    );
+    let done = store.get_run(&run.id).await.unwrap();
+    assert_eq!(done.state, RunState::PartiallyFailed);
+    assert_eq!(
+        done.counts.extracted,
+        done.counts.skipped + done.counts.loaded + done.counts.failed
+    );
+    assert_eq!(done.total_rows, Some(4));
+    assert!(done.finished_at.is_some());
+
+    // A late report for the finished run is recorded but does not reopen it.
+    let late = loaded(&run.id, "late", 0);
+    assert_eq!(
+        store.apply_progress(&late).await.unwrap(),
+        ProgressOutcome::Applied {
+            state: RunState::PartiallyFailed
+        }
+    );
+
+    let failed = store
+        .list_failed_records(
+            &FailedRecordFilter {
+                run_id: Some(run.id.clone()),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.total_count, 1);
+    let record = &failed.page.items[0];
+    assert_eq!(record.stage, Stage::Map);
+    assert_eq!(
+        (record.field.as_str(), record.rule.as_str()),
+        ("time", "time_range")
+    );
+    assert_eq!(record.row, serde_json::json!({"id": 3, "ts": "1960"}));
+    assert_eq!(record.activation_id, activation);
+    assert_eq!(failed.counts_by_reason[0].count, 1);
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_reports_serialize_and_redeliveries_never_double_count() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+
+    let batches = 20u64;
+    let mut reports = Vec::new();
+    for seq in 0..batches {
+        let batch = seq.to_string();
+        let finished = (seq == batches - 1).then_some(batches * 10);
+        reports.push(extracted(&run.id, &batch, 10, finished));
+        reports.push(loaded(&run.id, &batch, 10));
+    }
+    // Every report delivered three times, all at once.
+    let all: Vec<_> = reports.iter().chain(&reports).chain(&reports).collect();
+    let outcomes = futures_util::future::join_all(all.iter().map(|p| {
+        let store = store.clone();
+        async move { store.apply_progress(p).await.unwrap() }
+    }))
+    .await;
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == ProgressOutcome::Duplicate)
+        .count();
+    assert_eq!(duplicates, reports.len() * 2);
+
+    let done = store.get_run(&run.id).await.unwrap();
+    assert_eq!(done.state, RunState::Succeeded);
+    assert_eq!(done.counts.extracted, 200);
+    assert_eq!(done.counts.loaded, 200);
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_fatal_report_fails_the_run_with_its_message() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let fatal = v1::Progress {
+        terminal: Some(Terminal::Fatal(v1::FatalError {
+            message: "relation \"signups\" does not exist".into(),
+        })),
+        ..report(&run.id, v1::Stage::Extract, "fatal")
+    };
+    store.apply_progress(&fatal).await.unwrap();
+    let failed = store.get_run(&run.id).await.unwrap();
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(
+        failed.error_message.as_deref(),
+        Some("relation \"signups\" does not exist")
+    );
+    // The activation can run again.
+    store.create_run(&activation, true, None).await.unwrap();
+    assert_eq!(
+        store
+            .apply_progress(&loaded("no-such-run", "0", 1))
+            .await
+            .unwrap(),
+        ProgressOutcome::UnknownRun
+    );
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_empty_result_succeeds_at_once() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let outcome = store
+        .apply_progress(&extracted(&run.id, "0", 0, Some(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ProgressOutcome::Applied {
+            state: RunState::Succeeded
+        }
+    );
+    drop(store);
+    db.drop().await;
+}

@@ -1,0 +1,286 @@
+//! Issue 3's acceptance tests: events end to end through the real `mixsync serve …` processes, the real
+//! Postgres and RabbitMQ, with the emulator as Mixpanel.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use mixsync_e2e::*;
+use mixsync_proto::v1 as pb;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `events_src` with `rows` rows; `id` is the row number (the query orders by it). Rows whose
+/// `id % 500` is 1..=5 break one Mixpanel rule each, in five different ways, when `with_invalid`.
+async fn seed(world: &mut World, rows: i64, with_invalid: bool) -> anyhow::Result<()> {
+    let invalid = if with_invalid { "true" } else { "false" };
+    let db = world.warehouse().await?;
+    db.batch_execute(
+        "CREATE TABLE events_src (
+            id bigint PRIMARY KEY, user_id text, event text, ts bigint, plan text, meta jsonb)",
+    )
+    .await?;
+    db.execute(
+        &format!(
+            "INSERT INTO events_src
+             SELECT g,
+                    CASE WHEN {invalid} AND g % 500 = 1 THEN 'undefined' ELSE 'user-' || (g % 997) END,
+                    CASE WHEN {invalid} AND g % 500 = 4 THEN '' ELSE 'Order Placed' END,
+                    CASE WHEN {invalid} AND g % 500 = 2 THEN NULL
+                         WHEN {invalid} AND g % 500 = 3 THEN 1000
+                         ELSE 1700000000 + g END,
+                    (ARRAY['free','pro','team'])[1 + g % 3],
+                    CASE WHEN {invalid} AND g % 500 = 5 THEN '{{\"a\":{{\"b\":{{\"c\":{{\"d\":{{\"e\":1}}}}}}}}}}'::jsonb
+                         ELSE jsonb_build_object('n', g) END
+             FROM generate_series(1::bigint, $1::bigint) AS g"
+        ),
+        &[&rows],
+    )
+    .await?;
+    Ok(())
+}
+
+const QUERY: &str = "SELECT id, user_id, event, ts, plan, meta FROM events_src ORDER BY id";
+
+/// Distinct `$insert_id`s the emulator stores, and the total stored.
+async fn stored(world: &World) -> anyhow::Result<(HashSet<String>, usize)> {
+    let events = emulator_events(world).await?;
+    let ids = events
+        .iter()
+        .filter_map(|e| e["properties"]["$insert_id"].as_str().map(str::to_owned))
+        .collect();
+    Ok((ids, events.len()))
+}
+
+fn assert_adds_up(run: &pb::Run) {
+    let c = counts(run);
+    assert_eq!(
+        c.extracted,
+        c.skipped + c.loaded + c.failed,
+        "counts do not add up: {c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_rows_with_one_percent_invalid() -> anyhow::Result<()> {
+    let mut world = World::new("100k").await?;
+    seed(&mut world, 100_000, true).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation = events_activation(
+        &mut control,
+        "orders",
+        &wh,
+        &target,
+        QUERY,
+        &["plan", "meta"],
+    )
+    .await?;
+    let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+
+    assert_eq!(
+        run.state,
+        pb::RunState::PartiallyFailed as i32,
+        "{run:?}\n{}",
+        world.log("control")
+    );
+    assert_adds_up(&run);
+    let c = counts(&run);
+    assert_eq!((c.extracted, c.loaded, c.failed), (100_000, 99_000, 1_000));
+
+    let (ids, total) = stored(&world).await?;
+    assert_eq!(
+        (ids.len(), total),
+        (99_000, 99_000),
+        "each valid event exactly once"
+    );
+
+    let (failed, by_reason) = failed_records(&mut control, &run.id).await?;
+    assert_eq!(failed.len(), 1_000);
+    let expected_column = |row: u64| match row % 500 {
+        1 => "user_id",
+        2 | 3 => "ts",
+        4 => "event",
+        5 => "meta",
+        other => panic!("row {row} (kind {other}) should not have failed"),
+    };
+    let mut kinds: HashMap<(String, String), usize> = HashMap::new();
+    for f in &failed {
+        let column = expected_column(f.row_number);
+        assert!(!f.rule.is_empty(), "failed record without a rule: {f:?}");
+        assert!(
+            f.message.contains(column),
+            "row {}: the message should name column `{column}`: {}",
+            f.row_number,
+            f.message
+        );
+        *kinds.entry((f.field.clone(), f.rule.clone())).or_default() += 1;
+    }
+    assert_eq!(kinds.len(), 5, "five kinds of failure: {kinds:?}");
+    assert!(kinds.values().all(|n| *n == 200), "{kinds:?}");
+    assert_eq!(
+        by_reason.iter().map(|r| r.count).sum::<u64>(),
+        1_000,
+        "{by_reason:?}"
+    );
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_an_activation_twice_leaves_no_duplicates() -> anyhow::Result<()> {
+    let mut world = World::new("twice").await?;
+    seed(&mut world, 5_000, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation =
+        events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
+    for _ in 0..2 {
+        let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+        assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:?}");
+        assert_adds_up(&run);
+        let (ids, total) = stored(&world).await?;
+        assert_eq!((ids.len(), total), (5_000, 5_000));
+    }
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_slow_the_run_but_lose_and_duplicate_nothing() -> anyhow::Result<()> {
+    let mut world = World::new("faults").await?;
+    // The emulator's own rate limit is low, the loader's is off: Mixpanel answers some 429s.
+    world
+        .env
+        .push(("MIXSYNC_EMULATOR_EVENTS_PER_SEC".into(), "4000".into()));
+    world
+        .env
+        .push(("MIXSYNC_LOADER_RATE_LIMIT".into(), "off".into()));
+    seed(&mut world, 20_000, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    set_faults(
+        &world,
+        serde_json::json!({"error_rate": 0.2, "error_statuses": [503], "endpoints": ["import"]}),
+    )
+    .await?;
+    let activation =
+        events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
+    let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(
+        run.state,
+        pb::RunState::Succeeded as i32,
+        "{run:?}\n{}",
+        world.log("loader-events")
+    );
+    assert_adds_up(&run);
+    assert_eq!(counts(&run).loaded, 20_000);
+    let (ids, total) = stored(&world).await?;
+    assert_eq!((ids.len(), total), (20_000, 20_000));
+    let stats = emulator_stats(&world).await?;
+    let text = stats.to_string();
+    assert!(
+        text.contains("503"),
+        "the emulator should have answered 503s: {text}"
+    );
+    assert!(
+        text.contains("429"),
+        "the emulator should have answered 429s: {text}"
+    );
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_killed_mid_run_and_restarted_completes_the_run() -> anyhow::Result<()> {
+    let mut world = World::new("sigkill").await?;
+    // Slow Mixpanel down so the kill lands mid-run.
+    world
+        .env
+        .push(("MIXSYNC_EMULATOR_EVENTS_PER_SEC".into(), "5000".into()));
+    seed(&mut world, 50_000, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation =
+        events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id: activation.id.clone(),
+            full_resync: false,
+        })
+        .await?
+        .into_inner()
+        .run
+        .expect("a run");
+    loop {
+        let now = get_run(&mut control, &run.id).await?;
+        assert!(
+            !is_terminal(now.state),
+            "the run ended before the kill: {now:?}"
+        );
+        if counts(&now).loaded >= 5_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.kill("loader-events").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    world.start("loader-events")?;
+    let run = wait_for_end(&mut control, &run.id, RUN_TIMEOUT).await?;
+    assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:?}");
+    assert_adds_up(&run);
+    assert_eq!(counts(&run).loaded, 50_000);
+    let (ids, total) = stored(&world).await?;
+    assert_eq!((ids.len(), total), (50_000, 50_000));
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_queries_are_refused_by_the_read_only_transaction() -> anyhow::Result<()> {
+    let mut world = World::new("readonly").await?;
+    seed(&mut world, 100, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    for (name, query) in [
+        (
+            "delete",
+            "DELETE FROM events_src RETURNING id, user_id, event, ts",
+        ),
+        (
+            "update",
+            "UPDATE events_src SET plan = 'x' RETURNING id, user_id, event, ts",
+        ),
+    ] {
+        match events_activation(&mut control, name, &wh, &target, query, &[]).await {
+            Err(status) => {
+                assert!(
+                    status.message().contains("read-only"),
+                    "{name}: the refusal should say why: {status:?}"
+                );
+            }
+            Ok(activation) => {
+                let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+                assert_eq!(run.state, pb::RunState::Failed as i32, "{name}: {run:?}");
+                assert!(
+                    run.error_message.contains("read-only transaction"),
+                    "{name}: the run should carry the database's message: {}",
+                    run.error_message
+                );
+            }
+        }
+    }
+    let db = world.warehouse().await?;
+    let row = db
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE plan = 'x') FROM events_src",
+            &[],
+        )
+        .await?;
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (100, 0),
+        "the table is untouched"
+    );
+    world.cleanup().await;
+    Ok(())
+}
