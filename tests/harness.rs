@@ -106,12 +106,11 @@ impl World {
             warehouse: None,
         };
         let admin = connect(&format!("{PG}/postgres")).await?;
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {}; CREATE DATABASE {};",
-                world.state_db, world.warehouse_db
-            ))
-            .await?;
+        for db in [&world.state_db, &world.warehouse_db] {
+            admin
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .await?;
+        }
         std::fs::create_dir_all(&world.log_dir)?;
         Ok(world)
     }

@@ -150,7 +150,7 @@ impl Extractor {
         }
     }
 
-    /// Publishes one batch to ROWS, then its EXTRACT progress report.
+    /// Publishes one batch to ROWS and its EXTRACT progress report.
     async fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> Result<(), BusError> {
         let batch_id = format!("{}-{}", plan.run_id, batch.seq);
         let rows = batch.rows.len();
@@ -171,8 +171,6 @@ impl Extractor {
             last: batch.last,
             total_rows: batch.total_rows,
         };
-        self.publisher.publish(ROWS, &message).await?;
-        drop(message);
         let progress = v1::Progress {
             run_id: plan.run_id.clone(),
             activation_id: plan.activation_id.clone(),
@@ -182,7 +180,12 @@ impl Extractor {
             terminal,
             ..v1::Progress::default()
         };
-        self.publisher.publish(PROGRESS, &progress).await?;
+        // Both must be confirmed before the next batch; their order does not matter (control
+        // accounts each batch id once, whenever its report arrives).
+        tokio::try_join!(
+            self.publisher.publish(ROWS, &message),
+            self.publisher.publish(PROGRESS, &progress)
+        )?;
         BatchPublished {
             run_id: &plan.run_id,
             seq: batch.seq,

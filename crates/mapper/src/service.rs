@@ -133,13 +133,18 @@ impl Mapper {
         let (run_id, batch_id) = (batch.run_id.clone(), batch.batch_id.clone());
         let mapped = map_batch(&plan, batch, now_ms());
         let records = mapped.records.as_ref().map_or(0, |(_, r)| r.records.len());
-        let published = async {
-            if let Some((queue, records)) = &mapped.records {
-                self.publisher.publish(queue, records).await?;
+        // Both are confirmed before the ack; their order does not matter (control accounts
+        // each batch id once, whenever its report arrives).
+        let publish_records = async {
+            match &mapped.records {
+                Some((queue, records)) => self.publisher.publish(queue, records).await,
+                None => Ok(()),
             }
-            self.publisher.publish(PROGRESS, &mapped.progress).await
-        }
-        .await;
+        };
+        let published = tokio::try_join!(
+            publish_records,
+            self.publisher.publish(PROGRESS, &mapped.progress)
+        );
         if let Err(e) = published {
             let batch = RowBatch {
                 run_id,
