@@ -42,12 +42,39 @@ pub(crate) struct ActivationFile {
     pub(crate) schedule: Option<ScheduleFile>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub(crate) enum SourceFile {
-    Column(String),
-    Constant(String),
-    Derive(Vec<String>),
+/// Where a field's value comes from: exactly one of `column`, `constant` or `derive`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceFile {
+    #[serde(default)]
+    pub(crate) column: Option<String>,
+    #[serde(default)]
+    pub(crate) constant: Option<String>,
+    #[serde(default)]
+    pub(crate) derive: Option<Vec<String>>,
+}
+
+impl SourceFile {
+    pub(crate) fn column(name: String) -> SourceFile {
+        SourceFile {
+            column: Some(name),
+            ..SourceFile::default()
+        }
+    }
+
+    pub(crate) fn constant(value: String) -> SourceFile {
+        SourceFile {
+            constant: Some(value),
+            ..SourceFile::default()
+        }
+    }
+
+    pub(crate) fn derive(columns: Vec<String>) -> SourceFile {
+        SourceFile {
+            derive: Some(columns),
+            ..SourceFile::default()
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,12 +117,13 @@ pub(crate) struct OptionsFile {
     pub(crate) ignore_time: bool,
 }
 
+/// `manual`, `{ every_minutes: N }` or `{ cron: "…" }`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(untagged)]
 pub(crate) enum ScheduleFile {
-    Manual,
-    EveryMinutes(u32),
-    Cron(String),
+    Named(String),
+    Every { every_minutes: u32 },
+    Cron { cron: String },
 }
 
 impl ActivationFile {
@@ -147,18 +175,25 @@ pub(crate) fn operation(name: Option<&str>) -> anyhow::Result<pb::ProfileOperati
     )
 }
 
-pub(crate) fn source(source: &SourceFile) -> pb::FieldSource {
+pub(crate) fn source(
+    field: &str,
+    source: &Option<SourceFile>,
+) -> anyhow::Result<Option<pb::FieldSource>> {
     use pb::field_source::Source;
-    let source = match source {
-        SourceFile::Column(c) => Source::Column(c.clone()),
-        SourceFile::Constant(c) => Source::Constant(c.clone()),
-        SourceFile::Derive(columns) => Source::Derive(pb::DerivedSource {
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let source = match (&source.column, &source.constant, &source.derive) {
+        (Some(c), None, None) => Source::Column(c.clone()),
+        (None, Some(c), None) => Source::Constant(c.clone()),
+        (None, None, Some(columns)) => Source::Derive(pb::DerivedSource {
             columns: columns.clone(),
         }),
+        _ => bail!("mapping.{field}: give exactly one of `column`, `constant` or `derive`"),
     };
-    pb::FieldSource {
+    Ok(Some(pb::FieldSource {
         source: Some(source),
-    }
+    }))
 }
 
 impl MappingFile {
@@ -175,12 +210,12 @@ impl MappingFile {
             });
         }
         Ok(pb::FieldMapping {
-            event_name: self.event_name.as_ref().map(source),
-            time: self.time.as_ref().map(source),
-            distinct_id: self.distinct_id.as_ref().map(source),
-            insert_id: self.insert_id.as_ref().map(source),
-            group_key: self.group_key.as_ref().map(source),
-            group_id: self.group_id.as_ref().map(source),
+            event_name: source("event_name", &self.event_name)?,
+            time: source("time", &self.time)?,
+            distinct_id: source("distinct_id", &self.distinct_id)?,
+            insert_id: source("insert_id", &self.insert_id)?,
+            group_key: source("group_key", &self.group_key)?,
+            group_id: source("group_id", &self.group_id)?,
             properties,
         })
     }
@@ -193,13 +228,16 @@ impl ActivationFile {
         warehouse_id: String,
         target_id: String,
     ) -> anyhow::Result<pb::ActivationSpec> {
-        let schedule = self.schedule.as_ref().map(|s| pb::Schedule {
-            kind: Some(match s {
-                ScheduleFile::Manual => pb::schedule::Kind::Manual(pb::ManualSchedule {}),
-                ScheduleFile::EveryMinutes(n) => pb::schedule::Kind::EveryMinutes(*n),
-                ScheduleFile::Cron(c) => pb::schedule::Kind::Cron(c.clone()),
-            }),
-        });
+        let schedule = match &self.schedule {
+            None => None,
+            Some(ScheduleFile::Named(name)) if name == "manual" => Some(pb::schedule::Kind::Manual(pb::ManualSchedule {})),
+            Some(ScheduleFile::Named(other)) => {
+                bail!("schedule `{other}` is not `manual`, `{{ every_minutes: N }}` or `{{ cron: \"…\" }}`")
+            }
+            Some(ScheduleFile::Every { every_minutes }) => Some(pb::schedule::Kind::EveryMinutes(*every_minutes)),
+            Some(ScheduleFile::Cron { cron }) => Some(pb::schedule::Kind::Cron(cron.clone())),
+        }
+        .map(|kind| pb::Schedule { kind: Some(kind) });
         Ok(pb::ActivationSpec {
             name: self.name.clone(),
             warehouse_id,
@@ -250,6 +288,30 @@ schedule: manual
             mapping.insert_id.unwrap().source,
             Some(pb::field_source::Source::Derive(ref d)) if d.columns == ["id"]
         ));
+    }
+
+    #[test]
+    fn a_source_must_be_exactly_one_kind() {
+        let doc = "name: a\nwarehouse: w\ntarget: t\nobject: events\nquery: q\nmapping:\n  time: { column: a, constant: b }\n";
+        let file: ActivationFile = serde_yaml::from_str(doc).unwrap();
+        let err = file.to_spec("w".into(), "t".into()).unwrap_err();
+        assert!(err.to_string().contains("mapping.time"), "{err}");
+    }
+
+    #[test]
+    fn schedules_parse() {
+        for (text, ok) in [
+            ("manual", true),
+            ("{ every_minutes: 15 }", true),
+            ("{ cron: \"*/5 * * * *\" }", true),
+            ("hourly", false),
+        ] {
+            let doc = format!(
+                "name: a\nwarehouse: w\ntarget: t\nobject: events\nquery: q\nmapping: {{}}\nschedule: {text}\n"
+            );
+            let file: ActivationFile = serde_yaml::from_str(&doc).unwrap();
+            assert_eq!(file.to_spec("w".into(), "t".into()).is_ok(), ok, "{text}");
+        }
     }
 
     #[test]

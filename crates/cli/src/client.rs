@@ -40,8 +40,13 @@ pub(crate) struct ServerArgs {
     )]
     pub(crate) server: String,
     /// Bearer token for the gRPC API (the control plane's MIXSYNC_API_TOKEN).
-    #[arg(long, global = true, env = "MIXSYNC_API_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    #[arg(
+        long = "api-token",
+        global = true,
+        env = "MIXSYNC_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) api_token: Option<String>,
 }
 
 /// Connects to the control plane.

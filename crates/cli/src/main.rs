@@ -79,7 +79,7 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let output = cli.output;
-    let connect = || client::connect(&cli.server.server, cli.server.token.as_deref());
+    let connect = || client::connect(&cli.server.server, cli.server.api_token.as_deref());
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Warehouse(command) => {

@@ -87,10 +87,10 @@ impl DefinitionArgs {
             v.clone()
                 .with_context(|| format!("--{flag} is required (or use --from-file)"))
         };
-        let column = |c: &Option<String>| c.clone().map(SourceFile::Column);
+        let column = |c: &Option<String>| c.clone().map(SourceFile::column);
         let insert_id = match (&self.insert_id_column, self.insert_id_derive.is_empty()) {
-            (Some(c), _) => Some(SourceFile::Column(c.clone())),
-            (None, false) => Some(SourceFile::Derive(self.insert_id_derive.clone())),
+            (Some(c), _) => Some(SourceFile::column(c.clone())),
+            (None, false) => Some(SourceFile::derive(self.insert_id_derive.clone())),
             (None, true) => None,
         };
         let properties = self
@@ -120,7 +120,7 @@ impl DefinitionArgs {
                 event_name: self
                     .event_name
                     .clone()
-                    .map(SourceFile::Constant)
+                    .map(SourceFile::constant)
                     .or_else(|| column(&self.event_name_column)),
                 time: column(&self.time_column),
                 distinct_id: column(&self.distinct_id_column),

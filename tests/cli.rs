@@ -1,0 +1,271 @@
+//! The `mixsync` CLI as a user drives it: client commands over gRPC against running services, and
+//! `mixsync demo` from nothing.
+
+use std::process::Output;
+
+use mixsync_e2e::*;
+use tokio::process::Command;
+
+fn json(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "mixsync failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+async fn mixsync(world: &World, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(binary()?)
+        .args(args)
+        .env(
+            "MIXSYNC_SERVER",
+            format!("http://127.0.0.1:{}", world.grpc_port),
+        )
+        .env("MIXSYNC_API_TOKEN", &world.token)
+        .output()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_set_up_and_run_an_activation_from_a_yaml_file() -> anyhow::Result<()> {
+    let mut world = World::new("cli").await?;
+    world
+        .warehouse()
+        .await?
+        .batch_execute(
+            "CREATE TABLE signups AS
+             SELECT g AS id, 'user-' || g AS user_id, 1700000000 + g AS ts, 'pro' AS plan
+             FROM generate_series(1, 300) AS g",
+        )
+        .await?;
+    world.start_all().await?;
+
+    let wh = json(
+        &mixsync(
+            &world,
+            &[
+                "warehouse",
+                "create",
+                "--name",
+                "analytics",
+                "--dsn",
+                &world.warehouse_url(),
+                "-o",
+                "json",
+            ],
+        )
+        .await?,
+    );
+    assert_eq!(wh["name"], "analytics");
+    assert!(wh.get("password").is_none());
+    let target = json(
+        &mixsync(
+            &world,
+            &[
+                "target",
+                "create",
+                "--name",
+                "prod",
+                "--project-id",
+                "1",
+                "--base-url",
+                &world.emulator_url(),
+                "--token",
+                "demo-token",
+                "--service-account",
+                "demo-sa",
+                "--service-account-secret",
+                "demo-secret",
+                "-o",
+                "json",
+            ],
+        )
+        .await?,
+    );
+    assert_eq!(target["has_token"], true);
+    assert!(
+        !target.to_string().contains("demo-secret"),
+        "no secret in responses: {target}"
+    );
+
+    // A wrong secret is refused with the reason.
+    let refused = mixsync(
+        &world,
+        &[
+            "target",
+            "create",
+            "--name",
+            "bad",
+            "--project-id",
+            "1",
+            "--base-url",
+            &world.emulator_url(),
+            "--token",
+            "demo-token",
+            "--service-account",
+            "demo-sa",
+            "--service-account-secret",
+            "s3cr3t-typo",
+        ],
+    )
+    .await?;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("demo-sa") && !stderr.contains("s3cr3t-typo"),
+        "{stderr}"
+    );
+
+    let file = world.log_dir.join("activation.yaml");
+    std::fs::write(
+        &file,
+        "name: signups\nwarehouse: analytics\ntarget: prod\nobject: events\n\
+         query: SELECT id, user_id, ts, plan FROM signups ORDER BY id\n\
+         mapping:\n  event_name: { constant: Signed Up }\n  time: { column: ts }\n\
+         \x20 distinct_id: { column: user_id }\n  insert_id: { derive: [id] }\n\
+         \x20 properties:\n    - { column: plan, property: plan_name }\n",
+    )?;
+    let file = file.to_string_lossy().into_owned();
+    let activation = json(
+        &mixsync(
+            &world,
+            &["activation", "create", "--from-file", &file, "-o", "json"],
+        )
+        .await?,
+    );
+    assert_eq!(activation["object"], "events");
+
+    let preview = json(
+        &mixsync(
+            &world,
+            &[
+                "activation",
+                "preview",
+                "signups",
+                "--limit",
+                "2",
+                "-o",
+                "json",
+            ],
+        )
+        .await?,
+    );
+    assert_eq!(preview["rows"][0]["record"]["event"], "Signed Up");
+    assert_eq!(
+        preview["rows"][0]["record"]["properties"]["plan_name"],
+        "pro"
+    );
+    assert_eq!(
+        json(&mixsync(&world, &["activation", "list", "-o", "json"]).await?)
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let run = json(
+        &mixsync(
+            &world,
+            &["run", "start", "signups", "--watch", "-o", "json"],
+        )
+        .await?,
+    );
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    assert_eq!(run["counts"]["extracted"], 300);
+    assert_eq!(run["counts"]["loaded"], 300);
+    let shown = json(
+        &mixsync(
+            &world,
+            &[
+                "run",
+                "show",
+                run["id"].as_str().unwrap_or_default(),
+                "-o",
+                "json",
+            ],
+        )
+        .await?,
+    );
+    assert_eq!(shown["counts"], run["counts"]);
+    let runs = json(
+        &mixsync(
+            &world,
+            &["run", "list", "--activation", "signups", "-o", "json"],
+        )
+        .await?,
+    );
+    assert_eq!(runs.as_array().map(Vec::len), Some(1));
+    assert_eq!(emulator_events(&world).await?.len(), 300);
+
+    // Wrong input gets a clear error naming the field.
+    std::fs::write(
+        &file,
+        "name: broken\nwarehouse: analytics\ntarget: prod\nobject: events\nquery: SELECT id FROM signups\nmapping: {}\n",
+    )?;
+    let broken = mixsync(&world, &["activation", "create", "--from-file", &file]).await?;
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("mapping."), "{stderr}");
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_from_nothing_and_again_as_a_second_run() -> anyhow::Result<()> {
+    // Its own databases (created by the demo itself) so it never touches a user's demo state.
+    let world = World::new("demo").await?;
+    let admin_url = "postgres://postgres@127.0.0.1:5432";
+    let (state_url, warehouse_url) = (
+        format!("{admin_url}/{}_d", world.state_db),
+        format!("{admin_url}/{}_d", world.warehouse_db),
+    );
+    let mut reports = Vec::new();
+    for _ in 0..2 {
+        let output = Command::new(binary()?)
+            .args([
+                "demo",
+                "--rows",
+                "500",
+                "--database-url",
+                &state_url,
+                "--warehouse-url",
+                &warehouse_url,
+                "-o",
+                "json",
+            ])
+            .output()
+            .await?;
+        reports.push(json(&output));
+    }
+    for report in &reports {
+        assert_eq!(report["run"]["state"], "PARTIALLY_FAILED", "{report}");
+        assert_eq!(report["run"]["counts"]["extracted"], 500);
+        // Rows 199, 211, 223, 398, 422, 446 break a rule (see the demo's seed).
+        assert_eq!(report["run"]["counts"]["failed"], 6);
+        assert_eq!(report["run"]["counts"]["loaded"], 494);
+        assert_eq!(report["emulator_events_stored"], 494);
+    }
+    assert_eq!(
+        reports[0]["run"]["activation_id"], reports[1]["run"]["activation_id"],
+        "the same activation"
+    );
+    assert_ne!(
+        reports[0]["run"]["id"], reports[1]["run"]["id"],
+        "a second run"
+    );
+    if let Ok((admin, connection)) =
+        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls).await
+    {
+        tokio::spawn(connection);
+        for url in [&state_url, &warehouse_url] {
+            let db = url.rsplit('/').next().unwrap_or_default();
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await;
+        }
+    }
+    world.cleanup().await;
+    Ok(())
+}
