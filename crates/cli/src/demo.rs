@@ -73,6 +73,7 @@ struct Report {
 struct ServiceReport {
     service: &'static str,
     peak_rss_mib: Option<f64>,
+    cpu_seconds: Option<f64>,
 }
 
 /// Runs the demo (`bench = false`) or the bench (`bench = true`).
@@ -160,6 +161,7 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
                 .id()
                 .and_then(stack::peak_rss_kib)
                 .map(|kib| kib as f64 / 1024.0),
+            cpu_seconds: p.child.id().and_then(stack::cpu_seconds),
         })
         .collect();
     stack.stop().await;
@@ -450,11 +452,14 @@ fn text(report: &Report, bench: bool) -> String {
                     s.peak_rss_mib
                         .map(|m| format!("{m:.1}"))
                         .unwrap_or_else(|| "-".into()),
+                    s.cpu_seconds
+                        .map(|c| format!("{c:.2}"))
+                        .unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
-        out.push_str("\npeak memory per service:\n");
-        out.push_str(&indent(&table(&["SERVICE", "PEAK RSS (MiB)"], &rows)));
+        out.push_str("\nper service (since it started):\n");
+        out.push_str(&indent(&table(&["SERVICE", "PEAK RSS (MiB)", "CPU (s)"], &rows)));
     }
     out
 }

@@ -1,5 +1,6 @@
 //! The service loop: `ExtractRequest` in, `RowBatch`es and `Progress` reports out.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
@@ -8,6 +9,7 @@ use mixsync_proto::v1::{self, ExtractRequest, RowBatch, Stage, progress::Termina
 use mixsync_state::{RunPlan, StateError, StateStore};
 use prost::Message as _;
 use secrecy::ExposeSecret as _;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -15,6 +17,17 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::config::Config;
 use crate::events::{BatchPublished, ExtractionFailed, ExtractionFinished, RequestRequeued};
 use crate::warehouse::{self, Batch, StreamError, StreamOptions};
+
+/// Batches whose publishes may await the broker's confirms while the next rows are read.
+const PUBLISH_WINDOW: usize = 4;
+
+/// Waits for a publish task; a panic in it is a bug and propagates.
+async fn confirmed(task: JoinHandle<Result<(), BusError>>) -> Result<(), BusError> {
+    match task.await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
 
 /// How long to wait before requeueing a request whose state could not be read, so a state
 /// database outage does not become a hot loop.
@@ -129,11 +142,36 @@ impl Extractor {
             Err(e) => return Outcome::Fatal(e.to_string()),
         };
         let started = Instant::now();
+        let mut in_flight = VecDeque::new();
         let result = warehouse
             .stream(&plan.query, &self.options, |batch| {
-                self.publish_batch(&plan, batch)
+                in_flight.push_back(self.publish_batch(&plan, batch));
+                // Reading goes on while the broker confirms the last few batches; it waits only
+                // when PUBLISH_WINDOW batches are unconfirmed, so memory stays bounded.
+                let oldest = if in_flight.len() > PUBLISH_WINDOW {
+                    in_flight.pop_front()
+                } else {
+                    None
+                };
+                async move {
+                    match oldest {
+                        Some(task) => confirmed(task).await,
+                        None => Ok(()),
+                    }
+                }
             })
             .await;
+        // Every batch read must be confirmed before the request is acked (or failed).
+        let mut unconfirmed = Ok(());
+        for task in in_flight {
+            if let Err(e) = confirmed(task).await {
+                unconfirmed = Err(e);
+            }
+        }
+        let result = match (result, unconfirmed) {
+            (Ok(_), Err(e)) => Err(StreamError::Sink(e)),
+            (result, _) => result,
+        };
         match result {
             Ok(summary) => {
                 ExtractionFinished {
@@ -150,8 +188,9 @@ impl Extractor {
         }
     }
 
-    /// Publishes one batch to ROWS and its EXTRACT progress report.
-    async fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> Result<(), BusError> {
+    /// Starts publishing one batch to ROWS and its EXTRACT progress report; the task ends when
+    /// the broker confirmed both.
+    fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> JoinHandle<Result<(), BusError>> {
         let batch_id = format!("{}-{}", plan.run_id, batch.seq);
         let rows = batch.rows.len();
         let terminal = batch.last.then(|| {
@@ -180,19 +219,24 @@ impl Extractor {
             terminal,
             ..v1::Progress::default()
         };
-        // Both must be confirmed before the next batch; their order does not matter (control
-        // accounts each batch id once, whenever its report arrives).
-        tokio::try_join!(
-            self.publisher.publish(ROWS, &message),
-            self.publisher.publish(PROGRESS, &progress)
-        )?;
-        BatchPublished {
-            run_id: &plan.run_id,
-            seq: batch.seq,
-            rows,
-        }
-        .emit();
-        Ok(())
+        // Their order, and the order of batches, does not matter: control accounts each batch id
+        // once, whenever its report arrives, and ends a run only when every row is accounted for.
+        let publisher = self.publisher.clone();
+        let run_id = plan.run_id.clone();
+        let seq = batch.seq;
+        tokio::spawn(async move {
+            tokio::try_join!(
+                publisher.publish(ROWS, &message),
+                publisher.publish(PROGRESS, &progress)
+            )?;
+            BatchPublished {
+                run_id: &run_id,
+                seq,
+                rows,
+            }
+            .emit();
+            Ok(())
+        })
     }
 
     async fn finish(&self, delivery: &Delivery, request: &ExtractRequest, outcome: Outcome) {

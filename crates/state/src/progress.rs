@@ -43,22 +43,71 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl StateStore {
-    /// Accounts one progress report in one transaction: records the batch (once per
-    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, marks extraction
-    /// finished or the run failed, moves a queued run to RUNNING, and ends the run — SUCCEEDED
-    /// or PARTIALLY_FAILED — once extraction finished and `extracted = skipped + loaded +
-    /// failed`. Reports for a run that already ended are recorded but do not change its state.
-    /// Concurrent reports for one run serialize on its row lock.
+    /// Accounts one progress report: [`StateStore::apply_progress_batch`] of one.
     pub async fn apply_progress(
         &self,
         progress: &v1::Progress,
     ) -> Result<ProgressOutcome, StateError> {
-        let stage = Stage::from_proto(progress.stage());
+        let outcomes = self
+            .apply_progress_batch(std::slice::from_ref(progress))
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .next()
+            .unwrap_or(ProgressOutcome::UnknownRun))
+    }
+
+    /// Accounts progress reports in one transaction (one commit for many reports is what lets
+    /// control keep up with a fast pipeline). For each report: records the batch (once per
+    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, marks extraction
+    /// finished or the run failed; then each run touched moves from QUEUED to RUNNING and ends —
+    /// SUCCEEDED or PARTIALLY_FAILED — once extraction finished and `extracted = skipped +
+    /// loaded + failed`. Reports for a run that already ended are recorded but do not change its
+    /// state. Runs are locked in id order, so concurrent batches serialize without deadlocks.
+    /// Returns one outcome per report, in order.
+    pub async fn apply_progress_batch(
+        &self,
+        reports: &[v1::Progress],
+    ) -> Result<Vec<ProgressOutcome>, StateError> {
+        let mut outcomes = vec![ProgressOutcome::UnknownRun; reports.len()];
+        let mut order: Vec<usize> = (0..reports.len()).collect();
+        order.sort_by(|a, b| reports[*a].run_id.cmp(&reports[*b].run_id));
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some(run) = lock_run(&tx, &progress.run_id).await? else {
-            return Ok(ProgressOutcome::UnknownRun);
-        };
+        let mut i = 0;
+        while i < order.len() {
+            let run_id = &reports[order[i]].run_id;
+            let mut j = i;
+            while j < order.len() && &reports[order[j]].run_id == run_id {
+                j += 1;
+            }
+            apply_to_run(&tx, run_id, reports, &order[i..j], &mut outcomes).await?;
+            i = j;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// Accounts the reports `indexes` (all of run `run_id`) inside `tx`.
+async fn apply_to_run(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    reports: &[v1::Progress],
+    indexes: &[usize],
+    outcomes: &mut [ProgressOutcome],
+) -> Result<(), StateError> {
+    let Some(run) = lock_run(tx, run_id).await? else {
+        return Ok(());
+    };
+    let mut counts = run.counts;
+    let mut extraction_finished = run.extraction_finished;
+    let mut total_rows = run.total_rows;
+    let mut error_message: Option<String> = None;
+    let mut applied = Vec::new();
+    for &index in indexes {
+        let progress = &reports[index];
+        let stage = Stage::from_proto(progress.stage());
         let inserted = tx
             .execute(
                 "INSERT INTO batch_reports (run_id, stage, batch_id, extracted, skipped, loaded, failed)
@@ -75,61 +124,66 @@ impl StateStore {
             )
             .await?;
         if inserted == 0 {
-            return Ok(ProgressOutcome::Duplicate);
+            outcomes[index] = ProgressOutcome::Duplicate;
+            continue;
         }
-        insert_failures(&tx, progress, stage).await?;
-
-        let counts = RunCounts {
-            extracted: run.counts.extracted + progress.extracted,
-            skipped: run.counts.skipped + progress.skipped,
-            loaded: run.counts.loaded + progress.loaded,
-            failed: run.counts.failed + progress.failed,
+        insert_failures(tx, progress, stage).await?;
+        counts = RunCounts {
+            extracted: counts.extracted + progress.extracted,
+            skipped: counts.skipped + progress.skipped,
+            loaded: counts.loaded + progress.loaded,
+            failed: counts.failed + progress.failed,
         };
-        let mut extraction_finished = run.extraction_finished;
-        let mut total_rows = run.total_rows;
-        let mut error_message = None;
         match &progress.terminal {
             Some(Terminal::ExtractionFinished(done)) => {
                 extraction_finished = true;
                 total_rows = Some(done.total_rows);
             }
-            Some(Terminal::Fatal(fatal)) => error_message = Some(fatal.message.clone()),
+            Some(Terminal::Fatal(fatal)) => {
+                error_message.get_or_insert_with(|| fatal.message.clone());
+            }
             None => {}
         }
-        let state = next_state(
-            run.state,
-            &counts,
-            extraction_finished,
-            total_rows,
-            error_message.is_some(),
-        );
-        let error_message = error_message.filter(|_| !run.state.is_terminal());
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &progress.run_id,
-            &state.as_str(),
-            &to_i64(counts.extracted),
-            &to_i64(counts.skipped),
-            &to_i64(counts.loaded),
-            &to_i64(counts.failed),
-            &extraction_finished,
-            &total_rows.map(to_i64),
-            &error_message,
-        ];
-        tx.execute(
-            "UPDATE runs SET state = $2, extracted = $3, skipped = $4, loaded = $5, failed = $6,
-                 extraction_finished = $7, total_rows = $8,
-                 error_message = COALESCE($9, error_message),
-                 started_at = COALESCE(started_at, now()),
-                 finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL
-                                    ELSE COALESCE(finished_at, now()) END,
-                 updated_at = now()
-             WHERE id = $1",
-            &params,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ProgressOutcome::Applied { state })
+        applied.push(index);
     }
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let state = next_state(
+        run.state,
+        &counts,
+        extraction_finished,
+        total_rows,
+        error_message.is_some(),
+    );
+    let error_message = error_message.filter(|_| !run.state.is_terminal());
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &run_id,
+        &state.as_str(),
+        &to_i64(counts.extracted),
+        &to_i64(counts.skipped),
+        &to_i64(counts.loaded),
+        &to_i64(counts.failed),
+        &extraction_finished,
+        &total_rows.map(to_i64),
+        &error_message,
+    ];
+    tx.execute(
+        "UPDATE runs SET state = $2, extracted = $3, skipped = $4, loaded = $5, failed = $6,
+             extraction_finished = $7, total_rows = $8,
+             error_message = COALESCE($9, error_message),
+             started_at = COALESCE(started_at, now()),
+             finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL
+                                ELSE COALESCE(finished_at, now()) END,
+             updated_at = now()
+         WHERE id = $1",
+        &params,
+    )
+    .await?;
+    for index in applied {
+        outcomes[index] = ProgressOutcome::Applied { state };
+    }
+    Ok(())
 }
 
 async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun>, StateError> {

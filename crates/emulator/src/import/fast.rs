@@ -3,7 +3,7 @@
 //! Most events a pipeline sends are flat: an ASCII-ish name, an integer time, string ids and scalar
 //! properties with short values. Such an event is judged here by borrowing slices of the request body
 //! (`RawValue`), which is several times cheaper than `serde_json::Value` with its allocations. Anything
-//! this path is not certain about — escapes, nested values, long strings, duplicate or missing fields,
+//! this path is not certain about — escapes, a nested value that breaks a rule, long strings, duplicate or missing fields,
 //! a rule broken, a time to clamp — returns `None`, and the full judge in `validate.rs` decides. So this
 //! file can only make accepting faster, never change an answer.
 
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::validate::{Context, dedup_key, distinct_id_rule, insert_id_rule, time_rule};
+use super::validate::{
+    Context, check_property, dedup_key, distinct_id_rule, insert_id_rule, time_rule,
+};
 use crate::store::AcceptedEvent;
 
 #[derive(Deserialize)]
@@ -56,6 +58,31 @@ fn plain_str(raw: &RawValue) -> Option<&str> {
     (inner.len() <= rules::MAX_STRING_BYTES && !inner.contains('\\')).then_some(inner)
 }
 
+/// A list or object property that passes the collection rules and needs no truncation inside.
+fn nested_ok(raw: &RawValue) -> Option<()> {
+    let text = raw.get();
+    // The raw text is at least as long as its compact form, so within the limit here means within it there.
+    if text.len() > rules::MAX_COLLECTION_BYTES || text.contains('\\') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    check_property("", &value).ok()?;
+    short_strings(&value).then_some(())
+}
+
+/// No string or key inside is long enough to be truncated.
+fn short_strings(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.len() <= rules::MAX_STRING_BYTES,
+        Value::Array(items) => items.iter().all(short_strings),
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| k.len() <= rules::MAX_PROPERTY_NAME_BYTES && short_strings(v)),
+        _ => true,
+    }
+}
+
 /// Accepts a flat, valid event that is stored exactly as sent; `None` when the full judge must decide.
 pub(crate) fn accept(text: &str, ctx: &Context) -> Option<AcceptedEvent> {
     if text.len() >= rules::MAX_EVENT_BYTES {
@@ -78,7 +105,7 @@ pub(crate) fn accept(text: &str, ctx: &Context) -> Option<AcceptedEvent> {
             "$insert_id" => &mut insert_id,
             _ => {
                 match raw.get().as_bytes().first() {
-                    Some(b'{' | b'[') => return None,
+                    Some(b'{' | b'[') => nested_ok(raw)?,
                     Some(b'"') => {
                         plain_str(raw)?;
                     }
@@ -128,7 +155,9 @@ mod tests {
 
     #[test]
     fn a_flat_valid_event_is_accepted_as_sent_with_the_dedup_key() {
-        let text = event(&format!(r#"{BASE},"plan":"pro","n":1.5,"ok":true,"x":null"#));
+        let text = event(&format!(
+            r#"{BASE},"plan":"pro","n":1.5,"ok":true,"x":null,"o":{{"a":[1,"b"]}},"l":[1]"#
+        ));
         let accepted = accept(&text, &ctx()).expect("fast path");
         assert_eq!(&*accepted.json, text);
         assert_eq!(&*accepted.key, "Signed Up\u{0}1700000000000\u{0}u1\u{0}a-1");
@@ -139,8 +168,9 @@ mod tests {
         let long = "x".repeat(256);
         for props in [
             r#""time":1700000000,"distinct_id":"u1""#.to_owned(),
-            format!(r#"{BASE},"nested":{{"a":1}}"#),
-            format!(r#"{BASE},"list":[1]"#),
+            format!(r#"{BASE},"deep":{{"a":{{"b":{{"c":{{"d":1}}}}}}}}"#),
+            format!(r#"{BASE},"list":["{long}"]"#),
+            format!(r#"{BASE},"esc":{{"a":"\n"}}"#),
             format!(r#"{BASE},"escaped":"a\"b""#),
             format!(r#"{BASE},"long":"{long}""#),
             format!(r#"{BASE},"time":1700000001"#),

@@ -253,11 +253,10 @@ fn shape(value: &Value) -> Shape {
     s
 }
 
-fn check_property(name: &str, value: &Value) -> Result<(), Rejection> {
+pub(crate) fn check_property(name: &str, value: &Value) -> Result<(), Rejection> {
     if !matches!(value, Value::Object(_) | Value::Array(_)) {
         return Ok(());
     }
-    let field = format!("properties.{name}");
     let s = shape(value);
     let rule = if s.depth > rules::MAX_NESTING_DEPTH {
         "nested objects must be at most 3 levels deep"
@@ -270,6 +269,7 @@ fn check_property(name: &str, value: &Value) -> Result<(), Rejection> {
     } else {
         return Ok(());
     };
+    let field = format!("properties.{name}");
     let message = format!("'{field}' is invalid: {rule}");
     Err((field, message))
 }
