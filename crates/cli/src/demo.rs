@@ -459,7 +459,10 @@ fn text(report: &Report, bench: bool) -> String {
             })
             .collect();
         out.push_str("\nper service (since it started):\n");
-        out.push_str(&indent(&table(&["SERVICE", "PEAK RSS (MiB)", "CPU (s)"], &rows)));
+        out.push_str(&indent(&table(
+            &["SERVICE", "PEAK RSS (MiB)", "CPU (s)"],
+            &rows,
+        )));
     }
     out
 }

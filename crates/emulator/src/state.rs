@@ -55,12 +55,7 @@ impl State {
     }
 
     /// Runs the rate limiter for a project; a refusal is the 429 to send.
-    pub(crate) fn admit(
-        &self,
-        project: u64,
-        records: u64,
-        bytes: u64,
-    ) -> Result<(), Response> {
+    pub(crate) fn admit(&self, project: u64, records: u64, bytes: u64) -> Result<(), Response> {
         self.limiter
             .admit(project, now_ms() as u64, records, bytes)
             .map_err(|wait| {

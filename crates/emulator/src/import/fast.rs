@@ -178,7 +178,10 @@ mod tests {
             r#""time":1700000000,"distinct_id":"undefined","$insert_id":"a-1""#.to_owned(),
             r#""time":1700000000,"distinct_id":7,"$insert_id":"a-1""#.to_owned(),
             r#""time":1700000000,"distinct_id":"u1","$insert_id":"a_1""#.to_owned(),
-            format!(r#""time":{},"distinct_id":"u1","$insert_id":"a-1""#, NOW + 1000),
+            format!(
+                r#""time":{},"distinct_id":"u1","$insert_id":"a-1""#,
+                NOW + 1000
+            ),
         ] {
             assert!(accept(&event(&props), &ctx()).is_none(), "{props}");
         }

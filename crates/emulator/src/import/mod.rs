@@ -121,11 +121,7 @@ fn respond(state: &State, query: Option<&str>, headers: &HeaderMap, body: &Bytes
             elements.len()
         ));
     }
-    if let Err(response) = state.admit(
-        project,
-        elements.len() as u64,
-        decoded.len() as u64,
-    ) {
+    if let Err(response) = state.admit(project, elements.len() as u64, decoded.len() as u64) {
         return response;
     }
 
