@@ -240,21 +240,39 @@ async fn the_demo_runs_from_nothing_and_again_as_a_second_run() -> anyhow::Resul
         reports.push(json(&output));
     }
     for report in &reports {
-        assert_eq!(report["run"]["state"], "PARTIALLY_FAILED", "{report}");
-        assert_eq!(report["run"]["counts"]["extracted"], 500);
+        let objects = report["objects"].as_array().expect("one report per object");
+        assert_eq!(objects.len(), 3, "{report}");
+        let events = &objects[0];
+        assert_eq!(events["object"], "events");
+        assert_eq!(events["run"]["state"], "PARTIALLY_FAILED", "{report}");
+        assert_eq!(events["run"]["counts"]["extracted"], 500);
         // Rows 199, 211, 223, 398, 422, 446 break a rule (see the demo's seed).
-        assert_eq!(report["run"]["counts"]["failed"], 6);
-        assert_eq!(report["run"]["counts"]["loaded"], 494);
-        assert_eq!(report["emulator_events_stored"], 494);
+        assert_eq!(events["run"]["counts"]["failed"], 6);
+        assert_eq!(events["run"]["counts"]["loaded"], 494);
+        // 500 events come with 100 users in 10 companies, all valid.
+        let users = &objects[1];
+        assert_eq!(users["object"], "user_profiles");
+        assert_eq!(users["run"]["state"], "SUCCEEDED", "{report}");
+        assert_eq!(users["run"]["counts"]["loaded"], 100);
+        let companies = &objects[2];
+        assert_eq!(companies["object"], "group_profiles");
+        assert_eq!(companies["run"]["state"], "SUCCEEDED", "{report}");
+        assert_eq!(companies["run"]["counts"]["loaded"], 10);
+        assert_eq!(report["emulator"]["events"], 494);
+        assert_eq!(report["emulator"]["user_profiles"], 100);
+        assert_eq!(report["emulator"]["group_profiles"], 10);
     }
-    assert_eq!(
-        reports[0]["run"]["activation_id"], reports[1]["run"]["activation_id"],
-        "the same activation"
-    );
-    assert_ne!(
-        reports[0]["run"]["id"], reports[1]["run"]["id"],
-        "a second run"
-    );
+    for i in 0..3 {
+        let (first, second) = (
+            &reports[0]["objects"][i]["run"],
+            &reports[1]["objects"][i]["run"],
+        );
+        assert_eq!(
+            first["activation_id"], second["activation_id"],
+            "the same activation"
+        );
+        assert_ne!(first["id"], second["id"], "a second run");
+    }
     if let Ok((admin, connection)) =
         tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls).await
     {

@@ -25,6 +25,9 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The services a test can start.
 pub const PIPELINE: [&str; 4] = ["control", "extractor", "mapper", "loader-events"];
 
+/// The profile loaders, started by [`World::start_all_objects`].
+pub const PROFILE_LOADERS: [&str; 2] = ["loader-users", "loader-groups"];
+
 /// The `mixsync` binary next to this test binary (`target/<profile>/mixsync`).
 pub fn binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -183,6 +186,14 @@ impl World {
         }
         self.wait_for_emulator().await?;
         self.control().await
+    }
+
+    /// Starts the emulator, every pipeline service and the profile loaders.
+    pub async fn start_all_objects(&mut self) -> anyhow::Result<Control> {
+        for service in PROFILE_LOADERS {
+            self.start(service)?;
+        }
+        self.start_all().await
     }
 
     /// Kills a service with SIGKILL and waits for it to be gone.

@@ -21,7 +21,9 @@ use crate::{seed, views};
 
 const WAREHOUSE: &str = "demo-warehouse";
 const TARGET: &str = "demo-target";
-const ACTIVATION: &str = "demo-events";
+const EVENTS: &str = "demo-events";
+const USERS: &str = "demo-users";
+const COMPANIES: &str = "demo-companies";
 /// The demo project of the emulator (`mixsync serve emulator` without a projects file).
 const PROJECT_ID: &str = "1";
 const PROJECT_TOKEN: &str = "demo-token";
@@ -61,12 +63,28 @@ pub(crate) struct DemoArgs {
 
 #[derive(Serialize)]
 struct Report {
+    /// One entry per activation run: events, then user profiles, then group profiles.
+    objects: Vec<ObjectReport>,
+    /// What the emulator holds at the end (when the demo started it).
+    emulator: Option<EmulatorSummary>,
+    seconds: f64,
+    services: Vec<ServiceReport>,
+}
+
+#[derive(Serialize)]
+struct ObjectReport {
+    object: &'static str,
+    activation: &'static str,
     run: views::Run,
     failed_by_reason: Vec<views::ReasonCount>,
     failed_examples: Vec<views::FailedRecord>,
-    emulator_events_stored: Option<u64>,
-    seconds: f64,
-    services: Vec<ServiceReport>,
+}
+
+#[derive(Serialize)]
+struct EmulatorSummary {
+    events: Option<u64>,
+    user_profiles: Option<u64>,
+    group_profiles: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -168,26 +186,42 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
     let (mut report, ok) = result?;
     report.services = services;
     output.print(&report, || text(&report, bench));
-    if ok {
-        Ok(())
-    } else {
-        anyhow::bail!("run {} ended {}", report.run.id, report.run.state)
+    match ok {
+        Ok(()) => Ok(()),
+        Err(message) => anyhow::bail!(message),
     }
 }
 
-/// Sets up the resources, runs the activation and gathers the report; `ok` when the run ended
-/// SUCCEEDED or PARTIALLY_FAILED (the demo's invalid rows are expected failures).
+/// Sets up the resources, runs the activations (all three objects for the demo, events only for
+/// the bench) and gathers the report; `Ok` when every run ended SUCCEEDED or PARTIALLY_FAILED (the
+/// demo's invalid rows are expected failures).
 async fn drive(
     stack: &mut Stack,
     args: &DemoArgs,
     target_url: &str,
     output: Output,
     bench: bool,
-) -> anyhow::Result<(Report, bool)> {
+) -> anyhow::Result<(Report, Result<(), String>)> {
     let mut control = stack.connect(Duration::from_secs(60)).await?;
     let warehouse_id = ensure_warehouse(&mut control, &args.warehouse_url).await?;
     let target_id = ensure_target(&mut control, target_url).await?;
-    let activation_id = ensure_activation(&mut control, &warehouse_id, &target_id).await?;
+    let mut specs = vec![("events", EVENTS, events_spec(&warehouse_id, &target_id))];
+    if !bench {
+        specs.push((
+            "user_profiles",
+            USERS,
+            users_spec(&warehouse_id, &target_id),
+        ));
+        specs.push((
+            "group_profiles",
+            COMPANIES,
+            companies_spec(&warehouse_id, &target_id),
+        ));
+    }
+    let mut activations = Vec::new();
+    for (object, name, spec) in specs {
+        activations.push((object, name, ensure_activation(&mut control, spec).await?));
+    }
     if bench && args.target_url.is_none() {
         reqwest::Client::new()
             .post(format!("{target_url}/_emulator/reset"))
@@ -196,34 +230,59 @@ async fn drive(
             .context("cannot reset the emulator")?;
     }
     let started = Instant::now();
-    let run = control
-        .trigger_run(pb::TriggerRunRequest {
-            activation_id,
-            full_resync: bench,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner()
-        .run
-        .unwrap_or_default();
-    let run = follow(&mut control, &run.id, output).await?;
+    let mut runs = Vec::new();
+    for (object, name, activation_id) in activations {
+        let run = control
+            .trigger_run(pb::TriggerRunRequest {
+                activation_id,
+                // The demo's own emulator starts empty each time: resend everything so it mirrors
+                // the warehouse. Against a given target, a run sends only what changed.
+                full_resync: args.target_url.is_none(),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .run
+            .unwrap_or_default();
+        runs.push((object, name, run));
+    }
+    let mut objects = Vec::new();
+    let mut ok = Ok(());
+    for (object, name, run) in runs {
+        if output == Output::Text {
+            eprintln!("{name}:");
+        }
+        let run = follow(&mut control, &run.id, output).await?;
+        if !matches!(
+            pb::RunState::try_from(run.state),
+            Ok(pb::RunState::Succeeded | pb::RunState::PartiallyFailed)
+        ) && ok.is_ok()
+        {
+            ok = Err(format!(
+                "{name}: run {} ended {}",
+                run.id,
+                views::state_name(run.state)
+            ));
+        }
+        let (failed_by_reason, failed_examples) = failures(&mut control, &run.id).await;
+        objects.push(ObjectReport {
+            object,
+            activation: name,
+            run: views::Run::from(&run),
+            failed_by_reason,
+            failed_examples,
+        });
+    }
     let seconds = started.elapsed().as_secs_f64();
-    let ok = matches!(
-        pb::RunState::try_from(run.state),
-        Ok(pb::RunState::Succeeded | pb::RunState::PartiallyFailed)
-    );
-    let (failed_by_reason, failed_examples) = failures(&mut control, &run.id).await;
-    let emulator_events_stored = if args.target_url.is_none() {
-        emulator_events(target_url).await
+    let emulator = if args.target_url.is_none() {
+        Some(emulator_summary(target_url).await)
     } else {
         None
     };
     Ok((
         Report {
-            run: views::Run::from(&run),
-            failed_by_reason,
-            failed_examples,
-            emulator_events_stored,
+            objects,
+            emulator,
             seconds,
             services: Vec::new(),
         },
@@ -295,48 +354,128 @@ fn column(name: &str) -> Option<pb::FieldSource> {
     })
 }
 
-async fn ensure_activation(
-    control: &mut Control,
+fn property(column: &str, name: &str, operation: pb::ProfileOperation) -> pb::PropertyMapping {
+    pb::PropertyMapping {
+        column: column.into(),
+        property: name.into(),
+        operation: operation as i32,
+        unset_when_null: false,
+    }
+}
+
+fn spec(
+    name: &str,
     warehouse_id: &str,
     target_id: &str,
-) -> anyhow::Result<String> {
-    let property = |c: &str| pb::PropertyMapping {
-        column: c.into(),
-        property: c.into(),
-        ..Default::default()
+    query: &str,
+    object: pb::MixpanelObject,
+    mapping: pb::FieldMapping,
+) -> pb::ActivationSpec {
+    let behaviour = match object {
+        pb::MixpanelObject::Events => pb::SyncBehaviour::Insert,
+        _ => pb::SyncBehaviour::Upsert,
     };
-    let spec = pb::ActivationSpec {
-        name: ACTIVATION.into(),
+    pb::ActivationSpec {
+        name: name.into(),
         warehouse_id: warehouse_id.into(),
         target_id: target_id.into(),
-        query: seed::QUERY.into(),
-        object: pb::MixpanelObject::Events as i32,
-        sync_behaviour: pb::SyncBehaviour::Insert as i32,
-        mapping: Some(pb::FieldMapping {
-            event_name: column("event"),
-            time: column("occurred_at"),
-            distinct_id: column("user_id"),
-            insert_id: Some(pb::FieldSource {
-                source: Some(pb::field_source::Source::Derive(pb::DerivedSource {
-                    columns: vec!["id".into()],
-                })),
-            }),
-            properties: ["plan", "amount", "country", "attributes"]
-                .map(property)
-                .to_vec(),
-            ..Default::default()
-        }),
+        query: query.into(),
+        object: object as i32,
+        sync_behaviour: behaviour as i32,
+        mapping: Some(mapping),
         options: Some(pb::ActivationOptions {
             ip_zero: Some(true),
             ignore_time: false,
         }),
         schedule: None,
+    }
+}
+
+fn events_spec(warehouse_id: &str, target_id: &str) -> pb::ActivationSpec {
+    use pb::ProfileOperation::Unspecified as Plain;
+    let mapping = pb::FieldMapping {
+        event_name: column("event"),
+        time: column("occurred_at"),
+        distinct_id: column("user_id"),
+        insert_id: Some(pb::FieldSource {
+            source: Some(pb::field_source::Source::Derive(pb::DerivedSource {
+                columns: vec!["id".into()],
+            })),
+        }),
+        properties: ["plan", "amount", "country", "attributes"]
+            .map(|c| property(c, c, Plain))
+            .to_vec(),
+        ..Default::default()
     };
-    match find_activation(control, ACTIVATION).await? {
+    spec(
+        EVENTS,
+        warehouse_id,
+        target_id,
+        seed::QUERY,
+        pb::MixpanelObject::Events,
+        mapping,
+    )
+}
+
+fn users_spec(warehouse_id: &str, target_id: &str) -> pb::ActivationSpec {
+    use pb::ProfileOperation::{Set, SetOnce, Union};
+    let mapping = pb::FieldMapping {
+        distinct_id: column("user_id"),
+        properties: vec![
+            property("email", "$email", Set),
+            property("name", "$name", Set),
+            property("plan", "plan", Set),
+            property("company_id", "company_id", Set),
+            property("signed_up_at", "signed_up_at", SetOnce),
+            property("tags", "tags", Union),
+        ],
+        ..Default::default()
+    };
+    spec(
+        USERS,
+        warehouse_id,
+        target_id,
+        seed::USERS_QUERY,
+        pb::MixpanelObject::UserProfiles,
+        mapping,
+    )
+}
+
+fn companies_spec(warehouse_id: &str, target_id: &str) -> pb::ActivationSpec {
+    use pb::ProfileOperation::Set;
+    let mapping = pb::FieldMapping {
+        group_key: Some(pb::FieldSource {
+            source: Some(pb::field_source::Source::Constant("company_id".into())),
+        }),
+        group_id: column("company_id"),
+        properties: vec![
+            property("name", "$name", Set),
+            property("industry", "industry", Set),
+            property("employees", "employees", Set),
+        ],
+        ..Default::default()
+    };
+    spec(
+        COMPANIES,
+        warehouse_id,
+        target_id,
+        seed::COMPANIES_QUERY,
+        pb::MixpanelObject::GroupProfiles,
+        mapping,
+    )
+}
+
+/// Finds the activation by name and brings it to `spec`, or creates it.
+async fn ensure_activation(
+    control: &mut Control,
+    spec: pb::ActivationSpec,
+) -> anyhow::Result<String> {
+    match find_activation(control, &spec.name).await? {
         Some(a) => {
             let same = a.query == spec.query
                 && a.warehouse_id == spec.warehouse_id
                 && a.target_id == spec.target_id
+                && a.object == spec.object
                 && a.mapping == spec.mapping;
             if !same {
                 control
@@ -392,6 +531,24 @@ async fn failures(
     }
 }
 
+async fn emulator_summary(base_url: &str) -> EmulatorSummary {
+    async fn total(url: String) -> Option<u64> {
+        let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        body.get("total").and_then(serde_json::Value::as_u64)
+    }
+    EmulatorSummary {
+        events: emulator_events(base_url).await,
+        user_profiles: total(format!(
+            "{base_url}/_emulator/profiles?project_id={PROJECT_ID}"
+        ))
+        .await,
+        group_profiles: total(format!(
+            "{base_url}/_emulator/groups?project_id={PROJECT_ID}&group_key=company_id"
+        ))
+        .await,
+    }
+}
+
 async fn emulator_events(base_url: &str) -> Option<u64> {
     let response = reqwest::get(format!("{base_url}/_emulator/stats"))
         .await
@@ -409,38 +566,53 @@ async fn emulator_events(base_url: &str) -> Option<u64> {
 }
 
 fn text(report: &Report, bench: bool) -> String {
-    let mut out = report.run.report();
-    if !report.failed_by_reason.is_empty() {
-        out.push_str("\nfailed records by reason:\n");
-        let rows: Vec<Vec<String>> = report
-            .failed_by_reason
-            .iter()
-            .map(|r| {
-                vec![
-                    r.count.to_string(),
-                    r.stage.to_owned(),
-                    r.field.clone(),
-                    r.rule.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(&["COUNT", "STAGE", "FIELD", "RULE"], &rows)));
-        out.push_str("examples:\n");
-        for f in &report.failed_examples {
-            out.push_str(&format!("  row {}: {}\n", f.row_number, f.message));
+    let mut out = String::new();
+    for object in &report.objects {
+        out.push_str(&format!(
+            "\n== {} ({}) ==\n",
+            object.activation, object.object
+        ));
+        out.push_str(&object.run.report());
+        if !object.failed_by_reason.is_empty() {
+            out.push_str("failed records by reason:\n");
+            let rows: Vec<Vec<String>> = object
+                .failed_by_reason
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.count.to_string(),
+                        r.stage.to_owned(),
+                        r.field.clone(),
+                        r.rule.clone(),
+                    ]
+                })
+                .collect();
+            out.push_str(&indent(&table(&["COUNT", "STAGE", "FIELD", "RULE"], &rows)));
+            out.push_str("examples:\n");
+            for f in &object.failed_examples {
+                out.push_str(&format!("  row {}: {}\n", f.row_number, f.message));
+            }
         }
     }
-    if let Some(events) = report.emulator_events_stored {
-        out.push_str(&format!("\nthe emulator holds {events} events\n"));
+    if let Some(emulator) = &report.emulator {
+        let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        out.push_str(&format!(
+            "\nthe emulator holds {} events, {} user profiles, {} company profiles\n",
+            n(emulator.events),
+            n(emulator.user_profiles),
+            n(emulator.group_profiles)
+        ));
     }
     if bench {
-        let c = report.run.counts;
-        out.push_str(&format!(
-            "\nbench: {} rows in {:.2}s end to end = {:.0} events/s loaded\n",
-            c.extracted,
-            report.seconds,
-            c.loaded as f64 / report.seconds.max(0.001)
-        ));
+        if let Some(events) = report.objects.first() {
+            let c = events.run.counts;
+            out.push_str(&format!(
+                "\nbench: {} rows in {:.2}s end to end = {:.0} events/s loaded\n",
+                c.extracted,
+                report.seconds,
+                c.loaded as f64 / report.seconds.max(0.001)
+            ));
+        }
     }
     if bench || !report.services.is_empty() {
         let rows: Vec<Vec<String>> = report

@@ -1,15 +1,28 @@
-//! The demo's sample warehouse: a deterministic `demo_events` table in a local Postgres database.
+//! The demo's sample warehouse, in a local Postgres database: deterministic `demo_events`,
+//! `demo_users` and `demo_companies` tables.
 //!
-//! About 1% of the rows break a Mixpanel rule on purpose, in three ways, so the run report shows
-//! failed records with their reasons: a `distinct_id` Mixpanel refuses (`undefined`), a missing time,
-//! and an empty event name.
+//! About 1% of the rows break a Mixpanel rule on purpose, so the run reports show failed records
+//! with their reasons: events with a `distinct_id` Mixpanel refuses (`undefined`), a missing time or
+//! an empty event name; users with an empty id; companies without an id.
 
 use anyhow::Context;
 use tokio_postgres::{Client, NoTls};
 
-/// The table's query for the demo activation.
+/// The events activation's query.
 pub(crate) const QUERY: &str =
     "SELECT id, user_id, event, occurred_at, plan, amount, country, attributes FROM demo_events";
+/// The user profiles activation's query.
+pub(crate) const USERS_QUERY: &str =
+    "SELECT user_id, email, name, plan, signed_up_at, company_id, tags FROM demo_users";
+/// The group profiles activation's query.
+pub(crate) const COMPANIES_QUERY: &str =
+    "SELECT company_id, name, industry, employees FROM demo_companies";
+
+/// How many users and companies go with `rows` events.
+pub(crate) fn profile_counts(rows: u64) -> (u64, u64) {
+    let users = (rows / 5).max(10);
+    (users, (users / 10).max(3))
+}
 
 /// Connects to `url`, creating its database first (through the `postgres` database) when missing.
 pub(crate) async fn connect_creating(url: &str) -> anyhow::Result<Client> {
@@ -117,7 +130,82 @@ pub(crate) async fn seed(client: &Client, rows: u64) -> anyhow::Result<u64> {
             .await
             .context("cannot fill demo_events")?;
     }
+    let (users, companies) = profile_counts(rows);
+    seed_profiles(client, users, companies).await?;
     Ok(invalid_rows(rows))
+}
+
+/// Fills `demo_users` (every 101st has an empty id) and `demo_companies` (every 50th has no id).
+async fn seed_profiles(client: &Client, users: u64, companies: u64) -> anyhow::Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS demo_users (
+                id           bigint PRIMARY KEY,
+                user_id      text NOT NULL,
+                email        text,
+                name         text NOT NULL,
+                plan         text NOT NULL,
+                signed_up_at timestamptz NOT NULL,
+                company_id   bigint NOT NULL,
+                tags         text[] NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS demo_companies (
+                id         bigint PRIMARY KEY,
+                company_id bigint,
+                name       text NOT NULL,
+                industry   text NOT NULL,
+                employees  integer NOT NULL
+            )",
+        )
+        .await
+        .context("cannot create the demo profile tables")?;
+    let have: (i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM demo_users), (SELECT count(*) FROM demo_companies)",
+                &[],
+            )
+            .await?;
+        (row.get(0), row.get(1))
+    };
+    let users = i64::try_from(users).context("too many users")?;
+    let companies = i64::try_from(companies).context("too many companies")?;
+    if have == (users, companies) {
+        return Ok(());
+    }
+    client
+        .batch_execute("TRUNCATE demo_users, demo_companies")
+        .await?;
+    client
+        .execute(
+            "INSERT INTO demo_users
+             SELECT g,
+                    CASE WHEN g % 101 = 0 THEN '' ELSE 'user-' || g END,
+                    CASE WHEN g % 7 = 0 THEN NULL ELSE 'user' || g || '@example.com' END,
+                    'User ' || g,
+                    (ARRAY['free','pro','team'])[1 + g % 3],
+                    timestamptz '2025-01-01 00:00:00+00' + make_interval(mins => g),
+                    1 + g % $2::bigint,
+                    ARRAY['demo', (ARRAY['beta','early','enterprise'])[1 + g % 3]]
+             FROM generate_series(1::bigint, $1::bigint) AS g",
+            &[&users, &companies],
+        )
+        .await
+        .context("cannot fill demo_users")?;
+    client
+        .execute(
+            "INSERT INTO demo_companies
+             SELECT g,
+                    CASE WHEN g % 50 = 0 THEN NULL ELSE g END,
+                    'Company ' || g,
+                    (ARRAY['retail','software','finance','health'])[1 + g % 4],
+                    (10 + g * 7 % 990)::integer
+             FROM generate_series(1::bigint, $1::bigint) AS g",
+            &[&companies],
+        )
+        .await
+        .context("cannot fill demo_companies")?;
+    Ok(())
 }
 
 /// How many of the first `rows` rows break a rule (any of the three ways).

@@ -16,13 +16,25 @@ pub enum Answer {
         status: u16,
         /// `Retry-After`, when the server sent one we understand.
         retry_after: Option<Duration>,
-        /// The body lists per-record failures (a strict `/import` 400's `failed_records`).
-        record_failures: bool,
+        /// What the body says about refused records.
+        refusals: Refusals,
     },
 }
 
-/// The decision for a request after one attempt (Vector's `RetryLogic` outcomes, plus the two that
-/// Mixpanel needs: split on 413 and stop the run on 401/403).
+/// What an answer's body says about records Mixpanel refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusals {
+    /// Nothing about single records (all accepted, or a failure of the whole request).
+    None,
+    /// It lists the refused records by index (a strict `/import` 400's `failed_records`).
+    Listed,
+    /// At least one record was refused, and it does not say which (`/engage` and `/groups` answer
+    /// `{"status":0,"error":…}` for the whole request).
+    Unlisted,
+}
+
+/// The decision for a request after one attempt (Vector's `RetryLogic` outcomes, plus what Mixpanel
+/// needs: split on 413, bisect a partial refusal that names no record, stop the run on 401/403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryAction {
     /// Every record was accepted.
@@ -36,6 +48,12 @@ pub enum RetryAction {
     /// Some records were accepted and the body says which were not: map the failures back by index.
     /// Nothing is resent as is (a strict 400 would fail the same way again).
     RetryPartial,
+    /// Some records may have been accepted and some were refused, but the answer does not say which
+    /// (`/engage`'s `status: 0`): send each half again, down to single records, so each refusal is
+    /// attributed to its record. The valid updates of a refused request are applied all the same,
+    /// so they are sent more than once: harmless for `$set`, `$set_once`, `$union`, `$unset`, not
+    /// for `$add`.
+    Bisect,
     /// 413: the body is too large; split the request in half and send each half.
     Split,
     /// A permanent failure of the whole request (other 4xx): every record in it failed.
@@ -46,18 +64,18 @@ pub enum RetryAction {
 
 /// Classifies one attempt. The one place that knows which answers are retried.
 pub fn classify(answer: &Answer) -> RetryAction {
-    let (status, retry_after, record_failures) = match *answer {
+    let (status, retry_after, refusals) = match *answer {
         Answer::Transport => return RetryAction::Retry { after: None },
         Answer::Http {
             status,
             retry_after,
-            record_failures,
-        } => (status, retry_after, record_failures),
+            refusals,
+        } => (status, retry_after, refusals),
     };
     match status {
-        200..=299 if record_failures => RetryAction::RetryPartial,
+        200..=299 | 400 if refusals == Refusals::Listed => RetryAction::RetryPartial,
+        200..=299 | 400 if refusals == Refusals::Unlisted => RetryAction::Bisect,
         200..=299 => RetryAction::Successful,
-        400 if record_failures => RetryAction::RetryPartial,
         401 | 403 => RetryAction::Fatal,
         413 => RetryAction::Split,
         408 | 429 | 500..=599 => RetryAction::Retry { after: retry_after },
@@ -136,7 +154,7 @@ mod tests {
         Answer::Http {
             status,
             retry_after: None,
-            record_failures: false,
+            refusals: Refusals::None,
         }
     }
 
@@ -170,35 +188,44 @@ mod tests {
     #[test]
     fn the_table_of_mixpanel_api_6_1() {
         use RetryAction::*;
+        use Refusals::{Listed, Unlisted};
         let cases = [
-            (200, false, Successful),
-            (400, true, RetryPartial),
-            (400, false, DontRetry),
-            (401, false, Fatal),
-            (403, false, Fatal),
-            (413, false, Split),
-            (415, false, DontRetry),
-            (404, false, DontRetry),
-            (408, false, Retry { after: None }),
-            (429, false, Retry { after: None }),
-            (500, false, Retry { after: None }),
-            (502, false, Retry { after: None }),
-            (503, false, Retry { after: None }),
-            (504, false, Retry { after: None }),
-            (524, false, Retry { after: None }),
+            (200, Refusals::None, Successful),
+            (400, Listed, RetryPartial),
+            (400, Refusals::None, DontRetry),
+            (401, Refusals::None, Fatal),
+            (403, Refusals::None, Fatal),
+            (413, Refusals::None, Split),
+            (415, Refusals::None, DontRetry),
+            (404, Refusals::None, DontRetry),
+            (408, Refusals::None, Retry { after: None }),
+            (429, Refusals::None, Retry { after: None }),
+            (500, Refusals::None, Retry { after: None }),
+            (502, Refusals::None, Retry { after: None }),
+            (503, Refusals::None, Retry { after: None }),
+            (504, Refusals::None, Retry { after: None }),
+            (524, Refusals::None, Retry { after: None }),
             // A 200 that still lists failures is a partial success, never "all loaded".
-            (200, true, RetryPartial),
-            // Failures listed on a status that is not 2xx/400 do not change its meaning.
-            (401, true, Fatal),
-            (503, true, Retry { after: None }),
+            (200, Listed, RetryPartial),
+            // `/engage`'s `{"status":0}` on a 200, or its 400: find the refused records by halves.
+            (200, Unlisted, Bisect),
+            (400, Unlisted, Bisect),
+            // Refusals on a status that is not 2xx/400 do not change its meaning.
+            (401, Listed, Fatal),
+            (403, Unlisted, Fatal),
+            (413, Unlisted, Split),
+            (503, Listed, Retry { after: None }),
+            (503, Unlisted, Retry { after: None }),
+            (429, Unlisted, Retry { after: None }),
+            (404, Unlisted, DontRetry),
         ];
-        for (status, record_failures, expected) in cases {
+        for (status, refusals, expected) in cases {
             let answer = Answer::Http {
                 status,
                 retry_after: None,
-                record_failures,
+                refusals,
             };
-            assert_eq!(classify(&answer), expected, "{status} {record_failures}");
+            assert_eq!(classify(&answer), expected, "{status} {refusals:?}");
         }
     }
 
@@ -212,7 +239,7 @@ mod tests {
         let answer = Answer::Http {
             status: 429,
             retry_after: after,
-            record_failures: false,
+            refusals: Refusals::None,
         };
         assert_eq!(classify(&answer), RetryAction::Retry { after });
     }

@@ -17,9 +17,14 @@ mod event;
 mod events;
 mod failure;
 mod plans;
+mod profile;
 mod service;
 
 pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_PREFETCH, MAX_PREFETCH};
 pub use event::{EventMapper, EventOptions, MappedRecord, map_event};
 pub use failure::RowFailure;
+pub use profile::{
+    MAX_PROFILE_COLLECTION_BYTES, OPERATION_ORDER, ProfileMapper, ProfileOptions,
+    RESERVED_PROFILE_PROPERTIES, TOKEN_ALLOWANCE, map_profile,
+};
 pub use service::{Error, run};

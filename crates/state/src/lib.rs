@@ -4,12 +4,15 @@
 //! Control applies the migrations ([`StateStore::migrate`]) and writes configuration; the
 //! pipeline services read what a run needs ([`StateStore::run_plan`],
 //! [`StateStore::warehouse_connection`], [`StateStore::target_connection`]) and control
-//! accounts their reports ([`StateStore::apply_progress`]).
+//! accounts their reports ([`StateStore::apply_progress`]), which also keep each activation's
+//! sync snapshot; the mapper claims each run's keys against it ([`StateStore::claim_keys`]) to
+//! skip unchanged records and report duplicate keys.
 
 mod activations;
 mod crypto;
 mod error;
 mod failed_records;
+mod fingerprint;
 mod ids;
 mod migrate;
 mod page;
@@ -17,6 +20,7 @@ mod plan;
 mod progress;
 mod row_json;
 mod runs;
+mod snapshots;
 mod stage;
 mod store;
 mod targets;
@@ -29,6 +33,7 @@ pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
 pub use progress::ProgressOutcome;
 pub use runs::{Run, RunCounts, RunFilter, RunState};
+pub use snapshots::{KeyClaim, KeyToClaim};
 pub use stage::Stage;
 pub use store::StateStore;
 pub use targets::{Target, TargetSpec, api_base_url};

@@ -6,10 +6,16 @@ use crate::error::StateError;
 use crate::store::StateStore;
 
 /// Every migration, in order. Never edit or renumber one that has shipped; add a new file.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_sync_snapshots",
+        include_str!("../migrations/0002_sync_snapshots.sql"),
+    ),
+];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).
 const LOCK_KEY: i64 = 0x006d_6978_7379_6e63;

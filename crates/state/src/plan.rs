@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StateError;
+use crate::fingerprint::fingerprint;
 use crate::store::StateStore;
 
 /// Per-activation switches for how records are sent.
@@ -47,8 +48,11 @@ pub struct RunPlan {
     pub mapping: FieldMapping,
     /// Sending options.
     pub options: ActivationOptions,
-    /// Ignore sync snapshots and send every row.
+    /// Ignore sync snapshots and send every row (loaded records still update the snapshot).
     pub full_resync: bool,
+    /// SHA-256 hex of the settings the activation's sync snapshot depends on (query, object,
+    /// mapping, options, target), as the run froze them.
+    pub fingerprint: String,
 }
 
 /// How to connect to a warehouse.
@@ -91,7 +95,7 @@ impl StateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT activation_id, settings, full_resync FROM runs WHERE id = $1",
+                "SELECT activation_id, settings, full_resync, fingerprint FROM runs WHERE id = $1",
                 &[&run_id],
             )
             .await?
@@ -99,6 +103,11 @@ impl StateStore {
         let settings: serde_json::Value = row.get(1);
         let settings: RunSettings = serde_json::from_value(settings)
             .map_err(|e| StateError::corrupt(format!("settings of run `{run_id}`"), e))?;
+        // Runs queued before fingerprints were stored get theirs from their settings.
+        let fingerprint = match row.get::<_, Option<String>>(3) {
+            Some(stored) => stored,
+            None => fingerprint(&settings)?,
+        };
         Ok(RunPlan {
             run_id: run_id.to_owned(),
             activation_id: row.get(0),
@@ -109,6 +118,7 @@ impl StateStore {
             mapping: settings.mapping,
             options: settings.options,
             full_resync: row.get(2),
+            fingerprint,
         })
     }
 }

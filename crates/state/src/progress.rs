@@ -1,6 +1,8 @@
 //! Progress accounting: each `(run, stage, batch)` report counts once, whatever the number of
 //! deliveries, and the run ends exactly when its counts add up.
 
+use std::collections::BTreeMap;
+
 use mixsync_proto::v1::{self, progress::Terminal};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -9,6 +11,7 @@ use crate::error::StateError;
 use crate::ids::new_id;
 use crate::row_json::row_json;
 use crate::runs::{RunCounts, RunState};
+use crate::snapshots::{collect_synced, forget_run_keys, upsert_synced};
 use crate::stage::Stage;
 use crate::store::StateStore;
 
@@ -32,6 +35,10 @@ struct LockedRun {
     counts: RunCounts,
     total_rows: Option<u64>,
     extraction_finished: bool,
+    activation_id: String,
+    /// The run was made with the settings the activation's snapshot belongs to: what it
+    /// loaded may go into the snapshot.
+    snapshot_current: bool,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -59,8 +66,9 @@ impl StateStore {
 
     /// Accounts progress reports in one transaction (one commit for many reports is what lets
     /// control keep up with a fast pipeline). For each report: records the batch (once per
-    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, marks extraction
-    /// finished or the run failed; then each run touched moves from QUEUED to RUNNING and ends —
+    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, records its
+    /// `synced` records in the activation's sync snapshot, marks extraction finished or the run
+    /// failed; then each run touched moves from QUEUED to RUNNING and ends —
     /// SUCCEEDED or PARTIALLY_FAILED — once extraction finished and `extracted = skipped +
     /// loaded + failed`. Reports for a run that already ended are recorded but do not change its
     /// state. Runs are locked in id order, so concurrent batches serialize without deadlocks.
@@ -105,6 +113,7 @@ async fn apply_to_run(
     let mut total_rows = run.total_rows;
     let mut error_message: Option<String> = None;
     let mut applied = Vec::new();
+    let mut synced = BTreeMap::new();
     for &index in indexes {
         let progress = &reports[index];
         let stage = Stage::from_proto(progress.stage());
@@ -128,6 +137,7 @@ async fn apply_to_run(
             continue;
         }
         insert_failures(tx, progress, stage).await?;
+        collect_synced(&mut synced, &progress.synced);
         counts = RunCounts {
             extracted: counts.extracted + progress.extracted,
             skipped: counts.skipped + progress.skipped,
@@ -148,6 +158,9 @@ async fn apply_to_run(
     }
     if applied.is_empty() {
         return Ok(());
+    }
+    if run.snapshot_current {
+        upsert_synced(tx, &run.activation_id, synced).await?;
     }
     let state = next_state(
         run.state,
@@ -180,6 +193,9 @@ async fn apply_to_run(
         &params,
     )
     .await?;
+    if state.is_terminal() && !run.state.is_terminal() {
+        forget_run_keys(tx, run_id).await?;
+    }
     for index in applied {
         outcomes[index] = ProgressOutcome::Applied { state };
     }
@@ -189,8 +205,11 @@ async fn apply_to_run(
 async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun>, StateError> {
     let Some(row) = tx
         .query_opt(
-            "SELECT state, extracted, skipped, loaded, failed, total_rows, extraction_finished
-             FROM runs WHERE id = $1 FOR UPDATE",
+            "SELECT r.state, r.extracted, r.skipped, r.loaded, r.failed, r.total_rows,
+                    r.extraction_finished, r.activation_id,
+                    r.fingerprint IS NOT DISTINCT FROM a.snapshot_fingerprint
+             FROM runs r JOIN activations a ON a.id = r.activation_id
+             WHERE r.id = $1 FOR UPDATE OF r",
             &[&run_id],
         )
         .await?
@@ -211,6 +230,8 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         },
         total_rows: total_rows.map(to_u64),
         extraction_finished: row.get(6),
+        activation_id: row.get(7),
+        snapshot_current: row.get(8),
     }))
 }
 

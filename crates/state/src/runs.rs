@@ -6,9 +6,11 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::error::StateError;
+use crate::fingerprint::fingerprint;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest, paginate};
 use crate::plan::RunSettings;
+use crate::snapshots::{forget_run_keys, invalidate_if_changed};
 use crate::store::StateStore;
 
 /// Life cycle of a run: `Queued → Running → Succeeded | PartiallyFailed | Failed | Cancelled`.
@@ -156,8 +158,10 @@ pub(crate) fn from_row(row: &Row) -> Result<Run, StateError> {
 }
 
 impl StateStore {
-    /// Queues a run of an activation, freezing its current settings into the run. Fails with
-    /// [`StateError::RunInProgress`] while another run of it is queued or running.
+    /// Queues a run of an activation, freezing its current settings into the run. When those
+    /// settings' fingerprint differs from the one the activation's sync snapshot was made
+    /// with, the snapshot is emptied (every row is sent again) in the same transaction. Fails
+    /// with [`StateError::RunInProgress`] while another run of it is queued or running.
     pub async fn create_run(
         &self,
         activation_id: &str,
@@ -180,19 +184,22 @@ impl StateStore {
                 run_id: row.get(0),
             });
         }
+        let fingerprint = fingerprint(&activation)?;
+        invalidate_if_changed(&tx, activation_id, &fingerprint).await?;
         let settings = serde_json::to_value(&activation)
             .map_err(|e| StateError::corrupt("run settings", e))?;
         let id = new_id();
         let sql = format!(
-            "INSERT INTO runs (id, activation_id, state, full_resync, replay_of_run_id, settings)
-             VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING {COLUMNS}"
+            "INSERT INTO runs (id, activation_id, state, full_resync, replay_of_run_id, settings, fingerprint)
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
-        let params: [&(dyn ToSql + Sync); 5] = [
+        let params: [&(dyn ToSql + Sync); 6] = [
             &id,
             &activation_id,
             &full_resync,
             &replay_of_run_id,
             &settings,
+            &fingerprint,
         ];
         let row = tx.query_one(&sql, &params).await.map_err(|e| {
             if StateError::is_unique_violation(&e) {
@@ -299,16 +306,21 @@ impl StateStore {
         state: RunState,
         message: Option<&str>,
     ) -> Result<Run, StateError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
         let sql = format!(
             "UPDATE runs SET state = $2, error_message = COALESCE($3, error_message),
                  finished_at = now(), updated_at = now()
              WHERE id = $1 AND state IN ('queued', 'running') RETURNING {COLUMNS}"
         );
-        match client
+        let ended = tx
             .query_opt(&sql, &[&id, &state.as_str(), &message])
-            .await?
-        {
+            .await?;
+        if ended.is_some() {
+            forget_run_keys(&tx, id).await?;
+        }
+        tx.commit().await?;
+        match ended {
             Some(row) => from_row(&row),
             None => self.get_run(id).await,
         }

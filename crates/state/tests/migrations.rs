@@ -16,13 +16,13 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
 
     let client = db.client().await;
     let versions: Vec<String> = client
-        .query("SELECT version FROM schema_migrations", &[])
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, ["0001_initial"]);
+    assert_eq!(versions, ["0001_initial", "0002_sync_snapshots"]);
     drop(store);
     drop(replicas);
     db.drop().await;

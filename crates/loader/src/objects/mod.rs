@@ -1,12 +1,16 @@
 //! The Mixpanel objects a loader can send. Each is a small set of files (config, encoder, request
 //! builder, response parser) on the shared machinery: batching, gzip, rate limit, retry and
 //! acknowledgement are written once, in the crate root, and no object has its own retry loop.
+//! User and group profiles share the update-object encoding and answer of [`updates`].
 
 pub mod events;
+pub mod group_profiles;
+pub mod user_profiles;
+mod updates;
 
 use bytes::Bytes;
 
-use crate::batcher::BatchLimits;
+use crate::batcher::{BatchLimits, RecordSize};
 use crate::http::{PreparedRequest, Reply};
 use crate::target::Target;
 
@@ -46,6 +50,9 @@ pub struct ParsedReply {
     pub failures: Vec<IndexedFailure>,
     /// Mixpanel's message for the request as a whole (its `error`, or the status and body).
     pub message: String,
+    /// Mixpanel refused at least one record without saying which (`/engage`'s `status: 0`): the
+    /// sender bisects the request to find out.
+    pub unattributed: bool,
 }
 
 /// A request could not be built; the target is misconfigured.
@@ -61,9 +68,9 @@ pub trait Object: Send + Sync + 'static {
     /// How large one request may get.
     fn batch_limits(&self) -> BatchLimits;
 
-    /// Bytes `record` adds to a request body (with its framing), as counted by
+    /// Units and bytes `record` adds to a request body (with its framing), as counted by
     /// [`Object::batch_limits`].
-    fn record_size(&self, record: &[u8]) -> usize;
+    fn record_size(&self, record: &[u8]) -> RecordSize;
 
     /// Refuses a record that can never be sent, before it is batched with others it would spoil.
     fn check_record(&self, record: &[u8]) -> Result<(), RecordFailure>;
@@ -77,6 +84,24 @@ pub trait Object: Send + Sync + 'static {
 
     /// Reads Mixpanel's answer to a request of `records` records.
     fn parse_reply(&self, reply: &Reply, records: usize) -> ParsedReply;
+}
+
+/// `{base_url}/{path}` of `target`, refusing base URLs that are not http(s).
+pub(crate) fn endpoint(target: &Target, path: &str) -> Result<reqwest::Url, BuildError> {
+    let base = target.base_url.trim_end_matches('/');
+    let url = reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| {
+        BuildError(format!(
+            "the target's base URL `{}` is not a valid URL: {e}",
+            target.base_url
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(BuildError(format!(
+            "the target's base URL `{}` must start with https:// (or http:// for the emulator)",
+            target.base_url
+        )));
+    }
+    Ok(url)
 }
 
 /// `HTTP 404: <body>` for answers without a usable message, the body cut to a readable length.

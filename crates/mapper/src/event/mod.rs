@@ -2,7 +2,7 @@
 
 mod compile;
 mod ids;
-mod json;
+pub(crate) mod json;
 
 use std::borrow::Cow;
 
@@ -27,12 +27,14 @@ impl Default for EventOptions {
     }
 }
 
-/// A row mapped to the exact event JSON `/import` takes.
+/// A row mapped to the exact JSON Mixpanel takes: an event for `/import`, or a profile's
+/// update objects for `/engage` or `/groups` (see [`ProfileMapper`](crate::ProfileMapper)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedRecord {
-    /// The event's `$insert_id`.
+    /// The event's `$insert_id`; a user's `$distinct_id`; a group's `<group_key>/<group_id>`.
     pub key: String,
-    /// `{"event": …, "properties": {…}}`, compact.
+    /// Events: `{"event": …, "properties": {…}}`; profiles: a JSON array of update objects
+    /// without `$token`. Compact.
     pub json: Vec<u8>,
 }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 pub use config::EventsConfig;
 pub use encoder::encode;
 
-use crate::batcher::BatchLimits;
+use crate::batcher::{BatchLimits, RecordSize};
 use crate::http::{PreparedRequest, Reply};
 use crate::objects::{BuildError, Object, ParsedReply, RecordFailure};
 use crate::target::Target;
@@ -35,14 +35,17 @@ impl Object for Events {
 
     fn batch_limits(&self) -> BatchLimits {
         BatchLimits {
-            max_records: self.config.max_batch_events,
+            max_units: self.config.max_batch_events,
             // `record_size` counts one framing byte per record; the closing `]` is the last one.
             max_bytes: self.config.max_batch_bytes.saturating_sub(1),
         }
     }
 
-    fn record_size(&self, record: &[u8]) -> usize {
-        encoder::record_size(record)
+    fn record_size(&self, record: &[u8]) -> RecordSize {
+        RecordSize {
+            units: 1,
+            bytes: encoder::record_size(record),
+        }
     }
 
     fn check_record(&self, record: &[u8]) -> Result<(), RecordFailure> {

@@ -7,24 +7,12 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use super::encoder;
 use crate::encoder::gzip;
 use crate::http::PreparedRequest;
-use crate::objects::BuildError;
+use crate::objects::{BuildError, endpoint};
 use crate::target::Target;
 
 /// The `/import` URL of `target`.
 pub fn import_url(target: &Target) -> Result<reqwest::Url, BuildError> {
-    let base = target.base_url.trim_end_matches('/');
-    let mut url = reqwest::Url::parse(&format!("{base}/import")).map_err(|e| {
-        BuildError(format!(
-            "the target's base URL `{}` is not a valid URL: {e}",
-            target.base_url
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(BuildError(format!(
-            "the target's base URL `{}` must start with https:// (or http:// for the emulator)",
-            target.base_url
-        )));
-    }
+    let mut url = endpoint(target, "import")?;
     url.query_pairs_mut()
         .append_pair("strict", "1")
         .append_pair("project_id", &target.project_id.to_string());

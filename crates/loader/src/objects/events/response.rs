@@ -32,6 +32,7 @@ pub fn parse(reply: &Reply, records: usize) -> ParsedReply {
         return ParsedReply {
             failures: Vec::new(),
             message: fallback_message(reply.status, &reply.body),
+            unattributed: false,
         };
     };
     let mut seen = vec![false; records];
@@ -68,7 +69,11 @@ pub fn parse(reply: &Reply, records: usize) -> ParsedReply {
         Some(error) if !error.is_empty() => error,
         _ => fallback_message(reply.status, &reply.body),
     };
-    ParsedReply { failures, message }
+    ParsedReply {
+        failures,
+        message,
+        unattributed: false,
+    }
 }
 
 #[cfg(test)]
