@@ -134,10 +134,14 @@ async fn running_an_activation_twice_leaves_no_duplicates() -> anyhow::Result<()
     let (wh, target) = warehouse_and_target(&world, &mut control).await?;
     let activation =
         events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
-    for _ in 0..2 {
+    for round in 0..2 {
         let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
         assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:?}");
         assert_adds_up(&run);
+        // The second run finds every row unchanged in the sync snapshot: nothing is sent.
+        let c = counts(&run);
+        let expected = if round == 0 { (0, 5_000) } else { (5_000, 0) };
+        assert_eq!((c.skipped, c.loaded), expected, "run {round}: {c:?}");
         let (ids, total) = stored(&world).await?;
         assert_eq!((ids.len(), total), (5_000, 5_000));
     }

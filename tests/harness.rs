@@ -250,7 +250,8 @@ impl World {
             .connect()
             .await
             {
-                let mut client = ControlClient::with_interceptor(channel, bearer.clone());
+                let mut client = ControlClient::with_interceptor(channel, bearer.clone())
+                    .max_decoding_message_size(64 << 20);
                 if client
                     .list_warehouses(pb::ListWarehousesRequest::default())
                     .await

@@ -184,7 +184,7 @@ async fn seed_profiles(client: &Client, users: u64, companies: u64) -> anyhow::R
                     CASE WHEN g % 7 = 0 THEN NULL ELSE 'user' || g || '@example.com' END,
                     'User ' || g,
                     (ARRAY['free','pro','team'])[1 + g % 3],
-                    timestamptz '2025-01-01 00:00:00+00' + make_interval(mins => g),
+                    timestamptz '2025-01-01 00:00:00+00' + make_interval(mins => g::int),
                     1 + g % $2::bigint,
                     ARRAY['demo', (ARRAY['beta','early','enterprise'])[1 + g % 3]]
              FROM generate_series(1::bigint, $1::bigint) AS g",

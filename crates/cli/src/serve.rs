@@ -23,9 +23,13 @@ pub(crate) enum Service {
     Mapper,
     /// Sends events to Mixpanel's /import.
     LoaderEvents,
+    /// Sends user profile updates to Mixpanel's /engage.
+    LoaderUsers,
+    /// Sends group profile updates to Mixpanel's /groups.
+    LoaderGroups,
     /// The local Mixpanel ingestion API (configured by MIXSYNC_EMULATOR_*).
     Emulator,
-    /// control, extractor, mapper and loader-events in one process.
+    /// control, extractor, mapper and the three loaders in one process.
     All,
 }
 
@@ -36,6 +40,8 @@ impl Service {
             Service::Extractor => "extractor",
             Service::Mapper => "mapper",
             Service::LoaderEvents => "loader-events",
+            Service::LoaderUsers => "loader-users",
+            Service::LoaderGroups => "loader-groups",
             Service::Emulator => "emulator",
             Service::All => "all",
         }
@@ -43,11 +49,13 @@ impl Service {
 }
 
 /// The pipeline services `serve all` runs.
-pub(crate) const PIPELINE: [Service; 4] = [
+pub(crate) const PIPELINE: [Service; 6] = [
     Service::Control,
     Service::Extractor,
     Service::Mapper,
     Service::LoaderEvents,
+    Service::LoaderUsers,
+    Service::LoaderGroups,
 ];
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -108,16 +116,20 @@ pub(crate) async fn run_services(
                     )
                 });
             }
-            Service::LoaderEvents => {
+            Service::LoaderEvents | Service::LoaderUsers | Service::LoaderGroups => {
                 let config = mixsync_loader::Config::from_env()
-                    .context("loader-events: invalid configuration")?;
+                    .with_context(|| format!("{}: invalid configuration", service.name()))?;
                 tasks.spawn(async move {
-                    (
-                        service,
-                        mixsync_loader::run(config, token)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    )
+                    let result = match service {
+                        Service::LoaderUsers => {
+                            mixsync_loader::run_user_profiles(config, token).await
+                        }
+                        Service::LoaderGroups => {
+                            mixsync_loader::run_group_profiles(config, token).await
+                        }
+                        _ => mixsync_loader::run(config, token).await,
+                    };
+                    (service, result.map_err(anyhow::Error::from))
                 });
             }
             Service::Emulator => {

@@ -15,6 +15,7 @@ mod config;
 mod convert;
 mod errors;
 mod preview;
+mod profile_mapping;
 mod progress;
 mod server;
 mod services;

@@ -1,12 +1,14 @@
 //! Validating an activation against its object and its warehouse: the mapping fits the object,
 //! the warehouse and target exist, the query prepares (it is never executed here), and every
-//! mapped column is one of the query's columns. Errors name the field.
+//! mapped column is one of the query's columns (and, for profiles, of a type its operation
+//! takes). Errors name the field.
 
 use mixsync_domain::{FieldMapping, MappingError, Source};
 use mixsync_extractor::warehouse::{self, Column, Warehouse};
 use mixsync_state::{ActivationSpec, StateError, StateStore};
 
 use crate::errors::{ApiError, ApiResult};
+use crate::profile_mapping::{check_operation_types, check_profile_mapping};
 
 /// Checks `spec` completely; returns the query's columns.
 pub(crate) async fn validate_activation(
@@ -20,6 +22,7 @@ pub(crate) async fn validate_activation(
             problem.to_string(),
         ));
     }
+    check_profile_mapping(spec.object, &spec.mapping)?;
     exists(
         state.get_target(&spec.target_id).await,
         prefix,
@@ -32,6 +35,7 @@ pub(crate) async fn validate_activation(
         .await
         .map_err(|e| ApiError::invalid(format!("{prefix}.query"), e.to_string()))?;
     check_columns(&spec.mapping, &columns)?;
+    check_operation_types(&spec.mapping, &columns)?;
     Ok(columns)
 }
 
@@ -138,8 +142,10 @@ fn mapping_error_field(problem: &MappingError, mapping: &FieldMapping) -> String
         MappingError::ConstantInsertId => "mapping.insert_id".into(),
         MappingError::PropertyName { index, .. } => format!("mapping.properties[{index}].property"),
         MappingError::DuplicateProperty { property } => property_index(property, true),
+        MappingError::ProfileSettingOnEvent { property, setting } => {
+            format!("{}.{setting}", property_index(property, false))
+        }
         MappingError::ReservedProperty { property, .. }
-        | MappingError::ProfileSettingOnEvent { property, .. }
         | MappingError::DeleteProperty { property } => property_index(property, false),
     }
 }
@@ -210,5 +216,12 @@ mod tests {
         m.properties[0].property = "time".into();
         let problem = m.problems(ObjectKind::Events).remove(0);
         assert_eq!(mapping_error_field(&problem, &m), "mapping.properties[0]");
+        let mut m = mapping();
+        m.properties[0].operation = mixsync_domain::ProfileOperation::Add;
+        let problem = m.problems(ObjectKind::Events).remove(0);
+        assert_eq!(
+            mapping_error_field(&problem, &m),
+            "mapping.properties[0].operation"
+        );
     }
 }

@@ -149,7 +149,10 @@ mod tests {
         let now = Instant::now();
         let mut batcher = Batcher::new(limits(100, 100), Duration::from_millis(200));
         assert!(batcher.push("a", b(10), now).is_empty());
-        assert_eq!(batcher.push("big", b(500), now), vec![vec!["a"], vec!["big"]]);
+        assert_eq!(
+            batcher.push("big", b(500), now),
+            vec![vec!["a"], vec!["big"]]
+        );
         assert!(batcher.is_empty());
     }
 

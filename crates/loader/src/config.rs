@@ -8,13 +8,16 @@ use secrecy::SecretString;
 
 use crate::http::HttpSettings;
 use crate::objects::events::EventsConfig;
+use crate::objects::group_profiles::GroupProfilesConfig;
+use crate::objects::user_profiles::UserProfilesConfig;
 use crate::rate_limit::RateLimits;
 use crate::retry::Backoff;
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsync";
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Everything `mixsync serve loader-events` needs.
+/// Everything `mixsync serve loader-events`, `loader-users` and `loader-groups` need (each reads
+/// it whole and uses its object's part).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `MIXSYNC_DATABASE_URL`: the state database (targets are resolved there).
@@ -39,6 +42,10 @@ pub struct Config {
     pub send: SendSettings,
     /// Events requests.
     pub events: EventsConfig,
+    /// User profile requests.
+    pub user_profiles: UserProfilesConfig,
+    /// Group profile requests.
+    pub group_profiles: GroupProfilesConfig,
 }
 
 /// How requests are sent, limited and retried; shared by every object.
@@ -144,6 +151,8 @@ impl Config {
             target_cache_ttl: var.secs("MIXSYNC_LOADER_TARGET_CACHE_SECS", 60, 0..=86_400)?,
             send,
             events: EventsConfig::from_lookup(&lookup)?,
+            user_profiles: UserProfilesConfig::from_lookup(&lookup)?,
+            group_profiles: GroupProfilesConfig::from_lookup(&lookup)?,
         })
     }
 }
@@ -245,6 +254,9 @@ mod tests {
         assert_eq!(c.linger, Duration::from_millis(200));
         assert_eq!(c.send, SendSettings::default());
         assert_eq!(c.events, EventsConfig::default());
+        assert_eq!(c.user_profiles.max_batch_updates, 2000);
+        assert_eq!(c.group_profiles.max_batch_updates, 200);
+        assert_eq!(c.group_profiles, GroupProfilesConfig::default());
     }
 
     #[test]
@@ -257,8 +269,12 @@ mod tests {
             ("MIXSYNC_LOADER_RETRY_INITIAL_MS", "10"),
             ("MIXSYNC_LOADER_MAX_BATCH_EVENTS", "500"),
             ("MIXSYNC_LOADER_MAX_BATCH_BYTES", "2097152"),
+            ("MIXSYNC_LOADER_MAX_GROUP_UPDATES", "2000"),
         ])
         .unwrap();
+        assert_eq!(c.group_profiles.max_batch_updates, 2000);
+        assert_eq!(c.user_profiles.max_batch_bytes, 2_097_152);
+        assert_eq!(c.group_profiles.max_batch_bytes, 2_097_152);
         assert_eq!(c.send.rate_limit, None);
         assert_eq!(c.send.retry_budget, None);
         assert_eq!(c.send.backoff.initial, Duration::from_millis(10));
@@ -281,6 +297,8 @@ mod tests {
             ("MIXSYNC_LOADER_RATE_LIMIT", "maybe"),
             ("MIXSYNC_LOADER_MAX_BATCH_EVENTS", "2001"),
             ("MIXSYNC_LOADER_MAX_BATCH_BYTES", "10485761"),
+            ("MIXSYNC_LOADER_MAX_GROUP_UPDATES", "2001"),
+            ("MIXSYNC_LOADER_MAX_GROUP_UPDATES", "0"),
             ("MIXSYNC_LOADER_LINGER_MS", "soon"),
         ] {
             let error = config(&[(var, value)]).unwrap_err();

@@ -59,10 +59,12 @@ impl RequestRetried<'_> {
     }
 }
 
-/// A request was too large and is sent in two halves.
+/// A request is sent again in two halves: it was too large, or Mixpanel refused some of its
+/// records without saying which.
 pub(crate) struct RequestSplit {
     pub object: &'static str,
     pub records: usize,
+    pub reason: &'static str,
 }
 
 impl RequestSplit {
@@ -70,7 +72,8 @@ impl RequestSplit {
         tracing::info!(
             object = self.object,
             records = self.records,
-            "request too large, splitting it in half"
+            reason = self.reason,
+            "splitting the request in half"
         );
     }
 }

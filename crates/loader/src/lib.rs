@@ -4,7 +4,7 @@
 //! [`encoder`] (gzip), [`rate_limit`] (per project, shared by the process), [`retry`] (the one
 //! classification function and backoff), [`http`], the [`sender`] pipeline (records and a target in,
 //! one outcome per record out) and the RabbitMQ [`service`]. Each Mixpanel object is a small folder
-//! under [`objects`]; events is the first.
+//! under [`objects`]: events, user profiles and group profiles, one loader service each.
 
 pub mod batcher;
 pub mod config;
@@ -16,19 +16,23 @@ pub mod rate_limit;
 pub mod retry;
 pub mod sender;
 pub mod service;
+mod split;
 pub mod target;
 mod tracker;
 
 use std::time::Duration;
 
-use mixsync_bus::{Bus, BusConfig, BusError, LOAD_EVENTS};
+use mixsync_bus::{Bus, BusConfig, BusError, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES};
 use mixsync_proto::v1::MixpanelObject;
 use mixsync_state::{StateError, StateStore};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, SendSettings};
+pub use objects::Object;
 pub use objects::events::{Events, EventsConfig};
+pub use objects::group_profiles::{GroupProfiles, GroupProfilesConfig};
+pub use objects::user_profiles::{UserProfiles, UserProfilesConfig};
 pub use sender::{RecordOutcome, Sender};
 pub use service::{Service, ServiceSettings};
 pub use target::{Target, TargetCache, TargetError, TargetSource};
@@ -49,16 +53,17 @@ pub enum Error {
 
 /// `mixsync serve loader-events`: consumes `mixsync.load.events` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let state = connect_state(&config, &shutdown).await?;
-    let bus = Bus::connect(BusConfig {
-        url: config.amqp_url.expose_secret().to_owned(),
-        prefix: config.queue_prefix.clone(),
-    })
-    .await?;
-    let service = events_service(&config, state, shutdown.clone())?;
-    let result = service.run(&bus, shutdown).await;
-    bus.close().await;
-    Ok(result?)
+    run_service(&config, shutdown, events_service).await
+}
+
+/// `mixsync serve loader-users`: consumes `mixsync.load.user_profiles` until `shutdown`.
+pub async fn run_user_profiles(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    run_service(&config, shutdown, user_profiles_service).await
+}
+
+/// `mixsync serve loader-groups`: consumes `mixsync.load.group_profiles` until `shutdown`.
+pub async fn run_group_profiles(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    run_service(&config, shutdown, group_profiles_service).await
 }
 
 /// The events loader over any target source (the state store in production, a map in tests).
@@ -67,10 +72,52 @@ pub fn events_service<S: TargetSource>(
     targets: S,
     shutdown: CancellationToken,
 ) -> Result<Service<Events, S>, Error> {
-    let sender = Sender::new(Events::new(config.events), &config.send, shutdown)?;
+    let object = Events::new(config.events);
+    service(
+        object,
+        LOAD_EVENTS,
+        MixpanelObject::Events,
+        config,
+        targets,
+        shutdown,
+    )
+}
+
+/// The user profiles loader over any target source.
+pub fn user_profiles_service<S: TargetSource>(
+    config: &Config,
+    targets: S,
+    shutdown: CancellationToken,
+) -> Result<Service<UserProfiles, S>, Error> {
+    let object = UserProfiles::new(config.user_profiles);
+    let kind = MixpanelObject::UserProfiles;
+    service(object, LOAD_USER_PROFILES, kind, config, targets, shutdown)
+}
+
+/// The group profiles loader over any target source.
+pub fn group_profiles_service<S: TargetSource>(
+    config: &Config,
+    targets: S,
+    shutdown: CancellationToken,
+) -> Result<Service<GroupProfiles, S>, Error> {
+    let object = GroupProfiles::new(config.group_profiles);
+    let kind = MixpanelObject::GroupProfiles;
+    service(object, LOAD_GROUP_PROFILES, kind, config, targets, shutdown)
+}
+
+/// One loader: `object` records from `queue`, on the shared machinery.
+fn service<O: Object, S: TargetSource>(
+    object: O,
+    queue: &'static str,
+    kind: MixpanelObject,
+    config: &Config,
+    targets: S,
+    shutdown: CancellationToken,
+) -> Result<Service<O, S>, Error> {
+    let sender = Sender::new(object, &config.send, shutdown)?;
     Ok(Service {
-        queue: LOAD_EVENTS,
-        kind: MixpanelObject::Events,
+        queue,
+        kind,
         sender: std::sync::Arc::new(sender),
         targets: std::sync::Arc::new(TargetCache::new(targets, config.target_cache_ttl)),
         settings: ServiceSettings {
@@ -79,6 +126,24 @@ pub fn events_service<S: TargetSource>(
             linger: config.linger,
         },
     })
+}
+
+/// Connects, builds the loader with `build` and runs it until `shutdown`.
+async fn run_service<O: Object>(
+    config: &Config,
+    shutdown: CancellationToken,
+    build: impl FnOnce(&Config, StateStore, CancellationToken) -> Result<Service<O, StateStore>, Error>,
+) -> Result<(), Error> {
+    let state = connect_state(config, &shutdown).await?;
+    let bus = Bus::connect(BusConfig {
+        url: config.amqp_url.expose_secret().to_owned(),
+        prefix: config.queue_prefix.clone(),
+    })
+    .await?;
+    let service = build(config, state, shutdown.clone())?;
+    let result = service.run(&bus, shutdown).await;
+    bus.close().await;
+    Ok(result?)
 }
 
 /// The state store, waiting up to about 30 seconds for a database that is still starting.

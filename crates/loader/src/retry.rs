@@ -187,8 +187,8 @@ mod tests {
 
     #[test]
     fn the_table_of_mixpanel_api_6_1() {
-        use RetryAction::*;
         use Refusals::{Listed, Unlisted};
+        use RetryAction::*;
         let cases = [
             (200, Refusals::None, Successful),
             (400, Listed, RetryPartial),

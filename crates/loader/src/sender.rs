@@ -1,6 +1,7 @@
 //! The sending pipeline: records + a target in, one outcome per record out. Rate limit, the retry
-//! loop, 413 splitting and mapping per-record failures back by index live here, once, for every
-//! object. No RabbitMQ here: the service decides what outcomes mean for acknowledgements.
+//! loop, splitting (413, and bisecting refusals that name no record; see [`crate::split`]) and
+//! mapping per-record failures back by index live here, once, for every object. No RabbitMQ here:
+//! the service decides what outcomes mean for acknowledgements.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,11 +14,12 @@ use crate::batcher::Batcher;
 use crate::config::SendSettings;
 use crate::http::{ClientError, HttpClient, PreparedRequest};
 use crate::internal_events::{
-    CredentialsRefused, RecordsDeferred, RequestAnswered, RequestRetried, RequestSplit,
+    CredentialsRefused, RecordsDeferred, RequestAnswered, RequestRetried,
 };
-use crate::objects::{Object, ParsedReply, RULE_REJECTED, RULE_TOO_LARGE, RecordFailure};
+use crate::objects::{Object, ParsedReply, RULE_REJECTED, RecordFailure};
 use crate::rate_limit::{self, RateLimiter};
-use crate::retry::{Answer, Backoff, RetryAction, classify};
+use crate::retry::{Answer, Backoff, Refusals, RetryAction, classify};
+use crate::split::{self, Sent};
 use crate::target::Target;
 
 /// What became of one record.
@@ -43,14 +45,6 @@ pub struct Sender<O> {
     backoff: Backoff,
     retry_budget: Option<Duration>,
     shutdown: CancellationToken,
-}
-
-/// How one request (or a part of a split one) ended.
-enum Sent {
-    Done(Vec<RecordOutcome>),
-    TooLarge(String),
-    Fatal(Arc<str>),
-    Deferred,
 }
 
 impl<O: Object> Sender<O> {
@@ -79,59 +73,21 @@ impl<O: Object> Sender<O> {
 
     /// Sends `records` to `target` and returns one outcome per record, in order. Records go in as
     /// few requests as the object's batch limits allow (one, when they come from the batcher), each
-    /// split further if Mixpanel finds it too large.
+    /// split further if Mixpanel finds it too large or refuses records without naming them.
     pub async fn send(&self, target: &Target, records: &[Bytes]) -> Vec<RecordOutcome> {
-        let mut outcomes = vec![RecordOutcome::Deferred; records.len()];
         let started = Instant::now();
-        let mut pending = self.requests(records);
-        let mut fatal: Option<Arc<str>> = None;
-        while let Some(range) = pending.pop() {
-            if range.is_empty() {
-                continue;
-            }
-            if let Some(reason) = &fatal {
-                outcomes[range].fill(RecordOutcome::Fatal(reason.clone()));
-                continue;
-            }
-            match self
-                .send_one(target, &records[range.clone()], started)
-                .await
-            {
-                Sent::Done(done) => {
-                    for (slot, outcome) in outcomes[range].iter_mut().zip(done) {
-                        *slot = outcome;
-                    }
-                }
-                Sent::TooLarge(message) if range.len() == 1 => {
-                    outcomes[range].fill(RecordOutcome::Failed(RecordFailure {
-                        field: String::new(),
-                        rule: RULE_TOO_LARGE,
-                        message,
-                    }));
-                }
-                Sent::TooLarge(_) => {
-                    RequestSplit {
-                        object: self.object.name(),
-                        records: range.len(),
-                    }
-                    .emit();
-                    let middle = range.start + range.len() / 2;
-                    // Last in, first out: the first half goes first.
-                    pending.push(middle..range.end);
-                    pending.push(range.start..middle);
-                }
-                Sent::Fatal(reason) => {
-                    outcomes[range].fill(RecordOutcome::Fatal(reason.clone()));
-                    fatal = Some(reason);
-                }
-                Sent::Deferred => {}
-            }
-        }
-        outcomes
+        split::resolve(
+            self.object.name(),
+            records.len(),
+            self.requests(records),
+            |range| self.send_one(target, &records[range], started),
+        )
+        .await
     }
 
-    /// Ranges of `records` within the batch limits, last first (they are popped from the end).
-    fn requests(&self, records: &[Bytes]) -> Vec<Range<usize>> {
+    /// Ranges of `records` within the batch limits, last first (they are popped from the end). A
+    /// record is never cut: its units (a profile's update objects) go in one request.
+    pub(crate) fn requests(&self, records: &[Bytes]) -> Vec<Range<usize>> {
         let mut batcher = Batcher::new(self.object.batch_limits(), Duration::ZERO);
         let now = Instant::now();
         let mut ranges = Vec::new();
@@ -179,6 +135,7 @@ impl<O: Object> Sender<O> {
                     return Sent::Done(vec![RecordOutcome::Loaded; records.len()]);
                 }
                 RetryAction::RetryPartial => return Sent::Done(partial(parsed, records.len())),
+                RetryAction::Bisect => return Sent::Refused(parsed.message),
                 RetryAction::Split => return Sent::TooLarge(parsed.message),
                 RetryAction::DontRetry => {
                     let failure = RecordFailure {
@@ -189,9 +146,13 @@ impl<O: Object> Sender<O> {
                     return Sent::Done(vec![RecordOutcome::Failed(failure); records.len()]);
                 }
                 RetryAction::Fatal => {
+                    let credentials = match &request.basic_auth {
+                        Some((user, _)) => format!("the service account `{user}`"),
+                        None => "the project token".to_owned(),
+                    };
                     let reason = format!(
-                        "Mixpanel refused the service account `{}` for project {}: {}",
-                        target.service_account_username, target.project_id, parsed.message
+                        "Mixpanel refused {credentials} for project {}: {}",
+                        target.project_id, parsed.message
                     );
                     CredentialsRefused {
                         object: self.object.name(),
@@ -248,10 +209,17 @@ impl<O: Object> Sender<O> {
                     message: &parsed.message,
                 }
                 .emit();
+                let refusals = if !parsed.failures.is_empty() {
+                    Refusals::Listed
+                } else if parsed.unattributed {
+                    Refusals::Unlisted
+                } else {
+                    Refusals::None
+                };
                 let answer = Answer::Http {
                     status: reply.status,
                     retry_after: reply.retry_after,
-                    record_failures: !parsed.failures.is_empty(),
+                    refusals,
                 };
                 let reason = format!("HTTP {}: {}", reply.status, parsed.message);
                 (answer, parsed, reason)

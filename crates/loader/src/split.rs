@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn bisects_down_to_the_refused_record() {
-        let (outcomes, sent) = run(8, vec![0..8], |range| {
+        let (outcomes, sent) = run(8, std::iter::once(0..8).collect(), |range| {
             if range.contains(&5) {
                 Sent::Refused(format!("refused in {range:?}"))
             } else {
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_single_record_too_large_fails_as_such() {
-        let (outcomes, sent) = run(3, vec![0..3], |range| {
+        let (outcomes, sent) = run(3, std::iter::once(0..3).collect(), |range| {
             if range.contains(&1) {
                 Sent::TooLarge("too big".into())
             } else {
@@ -172,7 +172,10 @@ mod tests {
             _ => Sent::Fatal("refused".into()),
         });
         assert_eq!(sent, [0..2, 2..4]);
-        assert_eq!(outcomes[..2], [RecordOutcome::Deferred, RecordOutcome::Deferred]);
+        assert_eq!(
+            outcomes[..2],
+            [RecordOutcome::Deferred, RecordOutcome::Deferred]
+        );
         for outcome in &outcomes[2..] {
             assert_eq!(*outcome, RecordOutcome::Fatal("refused".into()));
         }

@@ -1,6 +1,6 @@
-//! The events loader service over the real RabbitMQ on this machine (own queue prefix per test)
-//! against the emulator: RecordBatch in, Progress out, acks, dead letters, fatal refusals,
-//! rotated credentials and requeue on shutdown.
+//! The loader services over the real RabbitMQ on this machine (own queue prefix per test) against
+//! the emulator: RecordBatch in, Progress out (with the synced records), acks, dead letters, fatal
+//! refusals, rotated credentials, requeue on shutdown, and the profile loaders.
 
 mod common;
 
@@ -9,8 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mixsync_bus::{Bus, BusConfig, Consumer, DEAD_LETTER, LOAD_EVENTS, PROGRESS};
-use mixsync_loader::{Config, Target, TargetError, TargetSource, events_service};
+use mixsync_bus::{
+    Bus, BusConfig, Consumer, DEAD_LETTER, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES,
+    PROGRESS,
+};
+use mixsync_loader::{
+    Config, Object, Service, Target, TargetError, TargetSource, events_service,
+    group_profiles_service, user_profiles_service,
+};
 use mixsync_proto::v1::{
     MixpanelObject, Progress, Record, RecordBatch, Row, Stage, Value, progress, value,
 };
@@ -81,8 +87,19 @@ impl Harness {
     }
 
     fn start(&self, targets: Targets) -> (CancellationToken, JoinHandle<()>) {
+        self.start_with(targets, |config, targets, shutdown| {
+            events_service(config, targets, shutdown).unwrap()
+        })
+    }
+
+    /// Runs the loader `build` makes.
+    fn start_with<O: Object>(
+        &self,
+        targets: Targets,
+        build: impl FnOnce(&Config, Targets, CancellationToken) -> Service<O, Targets>,
+    ) -> (CancellationToken, JoinHandle<()>) {
         let shutdown = CancellationToken::new();
-        let service = events_service(&self.config, targets, shutdown.clone()).unwrap();
+        let service = build(&self.config, targets, shutdown.clone());
         let bus = self.bus.clone();
         let token = shutdown.clone();
         let task = tokio::spawn(async move { service.run(&bus, token).await.unwrap() });
@@ -90,11 +107,11 @@ impl Harness {
     }
 
     async fn publish(&self, batch: &RecordBatch) {
-        self.bus
-            .publisher()
-            .publish(LOAD_EVENTS, batch)
-            .await
-            .unwrap();
+        self.publish_to(LOAD_EVENTS, batch).await;
+    }
+
+    async fn publish_to(&self, queue: &str, batch: &RecordBatch) {
+        self.bus.publisher().publish(queue, batch).await.unwrap();
     }
 
     /// The next `n` LOAD progress reports, by batch id.
@@ -121,12 +138,13 @@ impl Harness {
     }
 }
 
+/// A record whose `row_hash` is its key's bytes (so a test can tell them apart).
 fn record(row_number: u64, json: Vec<u8>, key: &str) -> Record {
     Record {
         row_number,
         key: key.into(),
         json,
-        row_hash: Vec::new(),
+        row_hash: key.as_bytes().to_vec(),
         source: Some(Row {
             values: vec![Value {
                 kind: Some(value::Kind::Text(key.into())),
@@ -206,11 +224,25 @@ async fn record_batches_become_progress_reports_through_503s() {
             sent["properties"]["$insert_id"],
             json!(format!("{}!", f.key))
         );
+        // Exactly the loaded records are synced, in row order, with their hashes.
+        let expected: Vec<(String, Vec<u8>)> = (0..100)
+            .filter(|i| ![3, 50].contains(i))
+            .map(|i| format!("run-{}", seq * 1000 + i + 1))
+            .map(|key| (key.clone(), key.into_bytes()))
+            .collect();
+        let synced: Vec<(String, Vec<u8>)> = p
+            .synced
+            .iter()
+            .map(|s| (s.key.clone(), s.row_hash.clone()))
+            .collect();
+        assert_eq!(synced, expected, "batch {seq}");
     }
     let p = &reports["run-6"];
     assert_eq!((p.loaded, p.failed), (2, 1));
     assert_eq!(p.failures[0].rule, "invalid_record");
     assert_eq!(p.failures[0].row_number, 6002);
+    let synced: Vec<&str> = p.synced.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(synced, ["run-6001", "run-6003"]);
 
     // Exactly the valid events, once each.
     let ids = stored_ids(&emulator).await;
@@ -336,4 +368,152 @@ async fn unfinished_batches_are_requeued_on_shutdown_and_loaded_after_restart() 
     assert_eq!(reports["run-0"].loaded, 10);
     assert_eq!(stored_ids(&emulator).await.len(), 10);
     h.finish(second).await;
+}
+
+/// A RecordBatch of profile records (`json` per row, keys `{run}-{row}`) for target `t1`.
+fn profile_batch(
+    run: &str,
+    seq: u64,
+    object: MixpanelObject,
+    records: impl IntoIterator<Item = (String, bytes::Bytes)>,
+) -> RecordBatch {
+    let records = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, json))| record(seq * 1000 + i as u64 + 1, json.to_vec(), &key))
+        .collect();
+    RecordBatch {
+        run_id: run.into(),
+        activation_id: "act".into(),
+        batch_id: format!("{run}-{seq}"),
+        object: object.into(),
+        records,
+        columns: vec!["key".into()],
+        target_id: "t1".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_user_profiles_loader_reports_the_refused_record_and_syncs_the_others() {
+    let emulator = start(emulator_config()).await;
+    set_faults(
+        &emulator,
+        json!({"fail_next": 2, "fail_next_status": 503, "endpoints": ["engage"]}),
+    )
+    .await;
+    let mut h = Harness::new(&[]).await;
+    let targets = Targets::default();
+    targets.set("t1", target(&emulator));
+    let running = h.start_with(targets, |config, targets, shutdown| {
+        user_profiles_service(config, targets, shutdown).unwrap()
+    });
+
+    let users = |seq: u64, bad: Option<usize>| {
+        (0..30).map(move |i| {
+            let logins = if Some(i) == bad { json!("x") } else { json!(1) };
+            let key = format!("u{seq}-{i}");
+            let json = user_record(
+                &key,
+                &[
+                    ("$set", json!({"i": i})),
+                    ("$add", json!({"logins": logins})),
+                ],
+            );
+            (key, json)
+        })
+    };
+    h.publish_to(
+        LOAD_USER_PROFILES,
+        &profile_batch("run", 0, MixpanelObject::UserProfiles, users(0, Some(7))),
+    )
+    .await;
+    let mut no_hash = profile_batch("run", 1, MixpanelObject::UserProfiles, users(1, None));
+    no_hash.records[4].row_hash.clear();
+    h.publish_to(LOAD_USER_PROFILES, &no_hash).await;
+    let mut not_updates = profile_batch("run", 2, MixpanelObject::UserProfiles, users(2, None));
+    not_updates.records[0].json = br#"{"$distinct_id":"u2-0","$set":{}}"#.to_vec();
+    h.publish_to(LOAD_USER_PROFILES, &not_updates).await;
+
+    let reports = h.progress(3).await;
+    let p = &reports["run-0"];
+    assert_eq!((p.loaded, p.failed), (29, 1));
+    let f = &p.failures[0];
+    assert_eq!((f.row_number, f.key.as_str()), (8, "u0-7"));
+    assert_eq!(f.rule, "mixpanel_rejected");
+    assert_eq!(
+        f.message,
+        "1 of 2 updates failed: [1] $add, invalid value: 'logins' must be a number"
+    );
+    let synced: Vec<&str> = p.synced.iter().map(|s| s.key.as_str()).collect();
+    let expected: Vec<String> = (0..30)
+        .filter(|&i| i != 7)
+        .map(|i| format!("u0-{i}"))
+        .collect();
+    assert_eq!(synced, expected);
+    assert!(p.synced.iter().all(|s| s.row_hash == s.key.as_bytes()));
+
+    let p = &reports["run-1"];
+    assert_eq!((p.loaded, p.failed), (30, 0));
+    assert_eq!(p.synced.len(), 29);
+    assert!(p.synced.iter().all(|s| s.key != "u1-4"));
+
+    let p = &reports["run-2"];
+    assert_eq!((p.loaded, p.failed), (29, 1));
+    assert_eq!(p.failures[0].rule, "invalid_record");
+    assert_eq!(p.synced.len(), 29);
+
+    let profiles = profiles(&emulator).await;
+    assert_eq!(profiles.len(), 30 + 30 + 29);
+    assert_eq!(profiles["u1-29"]["i"], json!(29));
+    // Records that shared a request with the refused one were bisected with it and their `$add`
+    // applied more than once; the others once.
+    assert!(profiles["u1-0"]["logins"].as_i64().unwrap() >= 1);
+    h.finish(running).await;
+}
+
+#[tokio::test]
+async fn the_group_profiles_loader_sends_requests_of_the_configured_size() {
+    let mut config = emulator_config();
+    config.limits.max_group_updates = 10;
+    let emulator = start(config).await;
+    let mut h = Harness::new(&[("MIXSYNC_LOADER_MAX_GROUP_UPDATES", "10")]).await;
+    let targets = Targets::default();
+    targets.set("t1", target(&emulator));
+    let running = h.start_with(targets, |config, targets, shutdown| {
+        group_profiles_service(config, targets, shutdown).unwrap()
+    });
+
+    // 3 updates a record, 3 records a request; records of both batches share requests.
+    for seq in 0..2 {
+        let records = (0..25).map(|i| {
+            let id = format!("c{seq}-{i}");
+            let json = group_record(
+                "company",
+                &id,
+                &[
+                    ("$set", json!({"name": id})),
+                    ("$set_once", json!({"first": seq})),
+                    ("$union", json!({"tags": ["x"]})),
+                ],
+            );
+            (format!("company/{id}"), json)
+        });
+        h.publish_to(
+            LOAD_GROUP_PROFILES,
+            &profile_batch("run", seq, MixpanelObject::GroupProfiles, records),
+        )
+        .await;
+    }
+    let reports = h.progress(2).await;
+    for seq in 0..2 {
+        let p = &reports[&format!("run-{seq}")];
+        assert_eq!((p.loaded, p.failed), (25, 0));
+        assert_eq!(p.synced.len(), 25);
+        assert_eq!(p.synced[0].key, format!("company/c{seq}-0"));
+    }
+    assert_eq!(groups(&emulator, "company").await.len(), 50);
+    assert_eq!(stats(&emulator).await["records"]["rejected"], json!(0));
+    // 50 records of 3 updates, 3 a request (batches may close early on the linger): at least 17.
+    assert!(requests(&emulator, "groups", 200).await >= 17);
+    h.finish(running).await;
 }

@@ -5,6 +5,7 @@ pub(crate) struct BatchMapped<'a> {
     pub run_id: &'a str,
     pub batch_id: &'a str,
     pub records: usize,
+    pub skipped: u64,
     pub failed: u64,
 }
 
@@ -14,6 +15,7 @@ impl BatchMapped<'_> {
             run_id = self.run_id,
             batch_id = self.batch_id,
             records = self.records,
+            skipped = self.skipped,
             failed = self.failed,
             "row batch mapped"
         );

@@ -5,11 +5,13 @@
 //! [`RowFailure`]s naming the row, the column and the rule. Control's preview uses the same
 //! functions, so a preview shows exactly what a run sends.
 //!
-//! The service ([`run`]) consumes `RowBatch`es from `mixsync.rows` and, per batch, publishes the
-//! mapped records as one `RecordBatch` (same batch id) to `mixsync.load.events`, then a
-//! `Progress` report (stage `MAP`) listing every failed row with its reason, and only then acks
-//! the batch. User and group profiles are not mapped yet: their rows are reported as failed
-//! (`unsupported_object`), never dropped.
+//! The service ([`run`]) consumes `RowBatch`es from `mixsync.rows` and, per batch, maps every
+//! row with the mapper of the run's object ([`EventMapper`] or [`ProfileMapper`]), hashes each
+//! record, reports later rows of a key already seen in the run as `duplicate_key` failures,
+//! skips records unchanged since the activation's sync snapshot (unless the run is a full
+//! resync), publishes the rest as one `RecordBatch` (same batch id) to the object's load queue
+//! and a `Progress` report (stage `MAP`: skipped, and every failed row with its reason), and
+//! only then acks the batch.
 
 mod batch;
 mod config;
@@ -19,6 +21,7 @@ mod failure;
 mod plans;
 mod profile;
 mod service;
+mod snapshot;
 
 pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_PREFETCH, MAX_PREFETCH};
 pub use event::{EventMapper, EventOptions, MappedRecord, map_event};

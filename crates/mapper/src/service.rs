@@ -45,7 +45,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let prefetch = config.prefetch.max(1);
     let mut rows = bus.consume(ROWS, prefetch).await?;
     let mapper = Arc::new(Mapper {
-        plans: PlanCache::new(state),
+        plans: PlanCache::new(state.clone()),
+        state,
         publisher: bus.publisher(),
     });
     tracing::info!(prefetch, "mapper started");
@@ -95,6 +96,7 @@ fn reap(done: Option<Result<(), tokio::task::JoinError>>) {
 
 struct Mapper {
     plans: PlanCache,
+    state: StateStore,
     publisher: Publisher,
 }
 
@@ -128,47 +130,57 @@ impl Mapper {
                 settle(delivery.dead_letter_with(letter).await);
                 return;
             }
-            Err(e) => return retry(delivery, &batch, &e.to_string()).await,
+            Err(e) => {
+                return retry(delivery, &batch.run_id, &batch.batch_id, e.to_string()).await;
+            }
         };
         let (run_id, batch_id) = (batch.run_id.clone(), batch.batch_id.clone());
+        let requeue = |reason: String| retry(delivery, &run_id, &batch_id, reason);
         let mapped = map_batch(&plan, batch, now_ms());
-        let records = mapped.records.as_ref().map_or(0, |(_, r)| r.records.len());
+        // Claiming the keys decides, once per key and run, which records are duplicates and
+        // which are unchanged; a redelivery gets the same answers, so the counts stay exact.
+        let claims = match self
+            .state
+            .claim_keys(&plan, mapped.batch_id(), &mapped.keys())
+            .await
+        {
+            Ok(claims) => claims,
+            Err(e) => return requeue(e.to_string()).await,
+        };
+        let output = mapped.finish(&claims);
+        let records = output.records.as_ref().map_or(0, |(_, r)| r.records.len());
         // Both are confirmed before the ack; their order does not matter (control accounts
         // each batch id once, whenever its report arrives).
         let publish_records = async {
-            match &mapped.records {
+            match &output.records {
                 Some((queue, records)) => self.publisher.publish(queue, records).await,
                 None => Ok(()),
             }
         };
         let published = tokio::try_join!(
             publish_records,
-            self.publisher.publish(PROGRESS, &mapped.progress)
+            self.publisher.publish(PROGRESS, &output.progress)
         );
         if let Err(e) = published {
-            let batch = RowBatch {
-                run_id,
-                batch_id,
-                ..RowBatch::default()
-            };
-            return retry(delivery, &batch, &e.to_string()).await;
+            return requeue(e.to_string()).await;
         }
         BatchMapped {
             run_id: &run_id,
             batch_id: &batch_id,
             records,
-            failed: mapped.progress.failed,
+            skipped: output.progress.skipped,
+            failed: output.progress.failed,
         }
         .emit();
         settle(delivery.ack().await);
     }
 }
 
-async fn retry(delivery: &Delivery, batch: &RowBatch, reason: &str) {
+async fn retry(delivery: &Delivery, run_id: &str, batch_id: &str, reason: String) {
     BatchRequeued {
-        run_id: &batch.run_id,
-        batch_id: &batch.batch_id,
-        reason,
+        run_id,
+        batch_id,
+        reason: &reason,
     }
     .emit();
     tokio::time::sleep(REQUEUE_DELAY).await;

@@ -3,14 +3,14 @@
 
 mod support;
 
-use mixsync_bus::{DEAD_LETTER, LOAD_EVENTS, PROGRESS, ROWS};
+use mixsync_bus::{DEAD_LETTER, LOAD_EVENTS, LOAD_USER_PROFILES, PROGRESS, ROWS};
 use mixsync_domain::{InsertId, ObjectKind, Value};
 use mixsync_mapper::Config;
 use mixsync_proto::convert::from_domain_values;
 use mixsync_proto::v1::{MixpanelObject, Progress, RecordBatch, RowBatch, Stage};
 use prost::Message as _;
 use secrecy::SecretString;
-use support::{TestDb, bus, bus_config, events_mapping, next, seed_run};
+use support::{TestDb, bus, bus_config, events_mapping, next, records, report, seed_run};
 use tokio_util::sync::CancellationToken;
 
 struct Running {
@@ -128,7 +128,7 @@ async fn row_batches_become_record_batches_and_map_reports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profile_rows_are_reported_not_dropped() {
+async fn profile_rows_go_to_their_object_queue() {
     let db = TestDb::create().await;
     let store = db.state().await;
     let mapping = mixsync_domain::FieldMapping {
@@ -138,6 +138,7 @@ async fn profile_rows_are_reported_not_dropped() {
     let (run_id, activation_id, _) = seed_run(&store, ObjectKind::UserProfiles, mapping).await;
     let config = bus_config();
     let bus = bus(&config).await;
+    let mut users = bus.consume(LOAD_USER_PROFILES, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
     let service = Running::start(&db, config);
 
@@ -149,19 +150,16 @@ async fn profile_rows_are_reported_not_dropped() {
     );
     bus.publisher().publish(ROWS, &batch).await.unwrap();
 
-    let delivery = next(&mut progress).await;
-    let report = Progress::decode(delivery.body.as_slice()).unwrap();
-    delivery.ack().await.unwrap();
-    assert_eq!(report.failed, 2);
-    let rules: Vec<_> = report
-        .failures
-        .iter()
-        .map(|f| (f.row_number, f.rule.as_str()))
-        .collect();
+    let loaded = records(&mut users).await;
+    assert_eq!(loaded.object(), MixpanelObject::UserProfiles);
+    let keys: Vec<_> = loaded.records.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["u1", "u2"]);
     assert_eq!(
-        rules,
-        [(201, "unsupported_object"), (202, "unsupported_object")]
+        String::from_utf8(loaded.records[0].json.clone()).unwrap(),
+        r#"[{"$distinct_id":"u1","$set":{},"$ip":"0"}]"#
     );
+    let report = report(&mut progress).await;
+    assert_eq!((report.failed, report.skipped), (0, 0));
 
     service.stop().await;
     bus.purge_and_delete_all().await.unwrap();

@@ -294,15 +294,22 @@ impl StateStore {
         Ok(paginate(rows, page, |a| a.spec.name.clone()))
     }
 
-    /// Deletes an activation with its runs and failed records.
+    /// Deletes an activation with its runs, failed records and sync snapshot.
     pub async fn delete_activation(&self, id: &str) -> Result<(), StateError> {
-        let client = self.client().await?;
-        let deleted = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM run_keys WHERE run_id IN (SELECT id FROM runs WHERE activation_id = $1)",
+            &[&id],
+        )
+        .await?;
+        let deleted = tx
             .execute("DELETE FROM activations WHERE id = $1", &[&id])
             .await?;
         if deleted == 0 {
             return Err(StateError::not_found("activation", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -16,7 +16,10 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
 
     let client = db.client().await;
     let versions: Vec<String> = client
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()

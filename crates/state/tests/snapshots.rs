@@ -53,7 +53,10 @@ async fn snapshot(store: &StateStore, activation: &str, keys: &[&str]) -> Vec<(S
 async fn run_keys(db: &TestDb, run_id: &str) -> i64 {
     db.client()
         .await
-        .query_one("SELECT count(*) FROM run_keys WHERE run_id = $1", &[&run_id])
+        .query_one(
+            "SELECT count(*) FROM run_keys WHERE run_id = $1",
+            &[&run_id],
+        )
         .await
         .unwrap()
         .get(0)
@@ -160,7 +163,10 @@ async fn loads_update_the_snapshot_once_per_report_and_only_for_the_current_sett
     );
     assert_eq!(
         snapshot(&store, &activation, &["k1", "k2", "k3"]).await,
-        [("k1".into(), b"new".to_vec()), ("k2".into(), b"h2".to_vec())]
+        [
+            ("k1".into(), b"new".to_vec()),
+            ("k2".into(), b"h2".to_vec())
+        ]
     );
     assert_eq!(store.get_run(&run.id).await.unwrap().counts.loaded, 3);
 
@@ -353,6 +359,82 @@ async fn a_run_forgets_its_keys_when_it_ends() {
     assert_eq!(run_keys(&db, &run.id).await, 2);
     store.cancel_run(&run.id).await.unwrap();
     assert_eq!(run_keys(&db, &run.id).await, 0);
+
+    // Deleting the activation takes a running run's keys and the snapshot with it.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let plan = store.run_plan(&run.id).await.unwrap();
+    store
+        .claim_keys(&plan, &format!("{}-0", run.id), &records)
+        .await
+        .unwrap();
+    assert_eq!(store.snapshot_size(&activation).await.unwrap(), 2);
+    store.delete_activation(&activation).await.unwrap();
+    assert_eq!(run_keys(&db, &run.id).await, 0);
+    assert_eq!(store.snapshot_size(&activation).await.unwrap(), 0);
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_batches_sharing_keys_get_one_owner_per_key() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let plan = store.run_plan(&run.id).await.unwrap();
+    // 8 batches of 200 keys over 400 distinct keys, in different orders.
+    let keys: Vec<String> = (0..400).map(|i| format!("k{i:03}")).collect();
+    let batches: Vec<(String, Vec<&str>)> = (0..8u64)
+        .map(|b| {
+            let mut mine: Vec<&str> = keys
+                .iter()
+                .skip((b as usize * 50) % 400)
+                .chain(keys.iter())
+                .take(200)
+                .map(String::as_str)
+                .collect();
+            if b % 2 == 1 {
+                mine.reverse();
+            }
+            (format!("{}-{b}", run.id), mine)
+        })
+        .collect();
+    let results = futures_util::future::join_all(batches.iter().map(|(batch, mine)| {
+        let store = store.clone();
+        let plan = plan.clone();
+        async move {
+            let records: Vec<KeyToClaim<'_>> = mine
+                .iter()
+                .enumerate()
+                .map(|(i, key)| KeyToClaim {
+                    key,
+                    row_number: i as u64 + 1,
+                    row_hash: b"h",
+                })
+                .collect();
+            store.claim_keys(&plan, batch, &records).await.unwrap()
+        }
+    }))
+    .await;
+    let mut owners = std::collections::HashMap::new();
+    for claims in &results {
+        for (key, claim) in claims {
+            let owner = owners.entry(key.clone()).or_insert(claim.batch_id.clone());
+            assert_eq!(*owner, claim.batch_id, "two owners for {key}");
+        }
+    }
+    let owned: usize = batches
+        .iter()
+        .zip(&results)
+        .map(|((batch, _), claims)| {
+            claims
+                .values()
+                .filter(|c| !c.is_duplicate_for(batch))
+                .count()
+        })
+        .sum();
+    assert_eq!(owned, owners.len());
+    assert_eq!(run_keys(&db, &run.id).await, owners.len() as i64);
     drop(store);
     db.drop().await;
 }

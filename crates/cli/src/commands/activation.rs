@@ -159,6 +159,18 @@ pub(crate) async fn file_spec(
     file.to_spec(warehouse.id, target.id)
 }
 
+impl ActivationCommand {
+    /// Checks what can be checked without the server (the activation file), so a typo is reported
+    /// before any connection is tried.
+    pub(crate) fn preflight(&self) -> anyhow::Result<()> {
+        match self {
+            ActivationCommand::Create(definition)
+            | ActivationCommand::Update { definition, .. } => definition.file().map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn list_text(list: &[Activation]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()

@@ -4,6 +4,7 @@
 mod activations;
 mod auth;
 mod common;
+mod profiles;
 mod runs;
 mod targets;
 mod warehouses;

@@ -5,8 +5,8 @@
 
 pub mod events;
 pub mod group_profiles;
-pub mod user_profiles;
 mod updates;
+pub mod user_profiles;
 
 use bytes::Bytes;
 

@@ -141,3 +141,71 @@ pub fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// Requests to `endpoint` (`import`, `engage`, `groups`) answered with `status`.
+pub async fn requests(emulator: &Emulator, endpoint: &str, status: u16) -> u64 {
+    stats(emulator).await["requests"][endpoint][status.to_string()]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A user profile record as the mapper builds it: one update object per operation, no `$token`.
+pub fn user_record(distinct_id: &str, operations: &[(&str, Value)]) -> Bytes {
+    let updates: Vec<Value> = operations
+        .iter()
+        .map(|(op, value)| json!({"$distinct_id": distinct_id, "$ip": "0", *op: value}))
+        .collect();
+    bytes(&json!(updates))
+}
+
+/// A group profile record: one update object per operation, no `$token`.
+pub fn group_record(group_key: &str, group_id: &str, operations: &[(&str, Value)]) -> Bytes {
+    let updates: Vec<Value> = operations
+        .iter()
+        .map(|(op, value)| json!({"$group_key": group_key, "$group_id": group_id, *op: value}))
+        .collect();
+    bytes(&json!(updates))
+}
+
+/// The demo project's user profiles, by distinct id.
+pub async fn profiles(emulator: &Emulator) -> std::collections::BTreeMap<String, Value> {
+    let body = get(
+        emulator,
+        &format!("/_emulator/profiles?project_id={PROJECT}"),
+    )
+    .await;
+    body["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["distinct_id"].as_str().unwrap().to_owned(),
+                p["properties"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// The demo project's group profiles of `group_key`, by group id.
+pub async fn groups(
+    emulator: &Emulator,
+    group_key: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let body = get(
+        emulator,
+        &format!("/_emulator/groups?project_id={PROJECT}&group_key={group_key}"),
+    )
+    .await;
+    body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group_id"].as_str().unwrap().to_owned(),
+                g["properties"].clone(),
+            )
+        })
+        .collect()
+}

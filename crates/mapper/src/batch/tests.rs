@@ -30,7 +30,13 @@ fn plan(object: ObjectKind) -> RunPlan {
         },
         options: ActivationOptions::default(),
         full_resync: false,
+        fingerprint: "f".into(),
     }
+}
+
+/// Maps `batch` and applies no claims (every record is sent).
+fn mapped(plan: &RunPlan, batch: RowBatch) -> BatchOutput {
+    map_batch(plan, batch, NOW).finish(&HashMap::new())
 }
 
 fn batch() -> RowBatch {
@@ -63,7 +69,7 @@ fn batch() -> RowBatch {
 #[test]
 fn good_rows_become_records_and_bad_rows_failures() {
     let source = batch();
-    let mapped = map_batch(&plan(ObjectKind::Events), source.clone(), NOW);
+    let mapped = mapped(&plan(ObjectKind::Events), source.clone());
 
     let (queue, records) = mapped.records.unwrap();
     assert_eq!(queue, LOAD_EVENTS);
@@ -120,26 +126,10 @@ fn good_rows_become_records_and_bad_rows_failures() {
 fn a_batch_without_good_rows_has_no_records() {
     let mut source = batch();
     source.rows.truncate(0);
-    let mapped = map_batch(&plan(ObjectKind::Events), source, NOW);
+    let mapped = mapped(&plan(ObjectKind::Events), source);
     assert!(mapped.records.is_none());
     assert_eq!(mapped.progress.failed, 0);
     assert!(mapped.progress.columns.is_empty());
-}
-
-#[test]
-fn profiles_fail_every_row_for_now() {
-    let mapped = map_batch(&plan(ObjectKind::UserProfiles), batch(), NOW);
-    assert!(mapped.records.is_none());
-    assert_eq!(mapped.progress.failed, 4);
-    let f = &mapped.progress.failures[3];
-    assert_eq!(
-        (f.row_number, f.rule.as_str()),
-        (1504, "unsupported_object")
-    );
-    assert_eq!(
-        f.message,
-        "row 1504: user_profiles activations are not supported yet; only events are"
-    );
 }
 
 #[test]
@@ -154,7 +144,7 @@ fn several_reasons_are_joined_and_undecodable_rows_reported() {
     source.rows[1].values[0] = v1::Value {
         kind: Some(v1::value::Kind::Uuid(vec![1, 2])),
     };
-    let p = map_batch(&plan(ObjectKind::Events), source, NOW).progress;
+    let p = mapped(&plan(ObjectKind::Events), source).progress;
     assert_eq!(
         p.failed, 3,
         "rows 1501 and 1502 here, 1503 as in every batch()"
@@ -175,4 +165,104 @@ fn several_reasons_are_joined_and_undecodable_rows_reported() {
         p.failures[1].message,
         "row 1502: the row cannot be read: column 0: a uuid value is 2 bytes long; expected 16"
     );
+}
+
+#[test]
+fn records_carry_the_hash_of_their_json() {
+    let (_, records) = mapped(&plan(ObjectKind::Events), batch()).records.unwrap();
+    for record in &records.records {
+        assert_eq!(record.row_hash, crate::snapshot::row_hash(&record.json));
+        assert_eq!(record.row_hash.len(), 32);
+    }
+}
+
+#[test]
+fn user_profiles_go_to_the_users_loader() {
+    let mut plan = plan(ObjectKind::UserProfiles);
+    plan.mapping = FieldMapping {
+        distinct_id: Some(Source::Column("user_id".into())),
+        properties: plan.mapping.properties.clone(),
+        ..FieldMapping::default()
+    };
+    let out = mapped(&plan, batch());
+    let (queue, records) = out.records.unwrap();
+    assert_eq!(queue, LOAD_USER_PROFILES);
+    assert_eq!(records.object(), MixpanelObject::UserProfiles);
+    let keys: Vec<_> = records.records.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["u1", "u2", "u4"]);
+    assert_eq!(
+        String::from_utf8(records.records[0].json.clone()).unwrap(),
+        r#"[{"$distinct_id":"u1","$set":{"plan":"pro"},"$ip":"0"}]"#
+    );
+    // `null` is a placeholder id Mixpanel rejects.
+    assert_eq!(out.progress.failed, 1);
+    assert_eq!(out.progress.failures[0].row_number, 1503);
+}
+
+#[test]
+fn group_profiles_go_to_the_groups_loader_keyed_by_group() {
+    let mut plan = plan(ObjectKind::GroupProfiles);
+    plan.mapping = FieldMapping {
+        group_key: Some(Source::Constant(json!("company_id"))),
+        group_id: Some(Source::Column("id".into())),
+        properties: plan.mapping.properties.clone(),
+        ..FieldMapping::default()
+    };
+    let (queue, records) = mapped(&plan, batch()).records.unwrap();
+    assert_eq!(queue, LOAD_GROUP_PROFILES);
+    assert_eq!(records.object(), MixpanelObject::GroupProfiles);
+    let keys: Vec<_> = records.records.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "company_id/e-1",
+            "company_id/e-2",
+            "company_id/e-3",
+            "company_id/e-4"
+        ]
+    );
+}
+
+#[test]
+fn repeated_keys_fail_and_claims_skip_or_reject_records() {
+    let mut source = batch();
+    // Row 1502 repeats row 1501's `$insert_id` (and has a valid time this time).
+    source.rows[1] = source.rows[0].clone();
+    let mapped = map_batch(&plan(ObjectKind::Events), source, NOW);
+    let keys: Vec<_> = mapped.keys().iter().map(|k| k.key.to_owned()).collect();
+    assert_eq!(keys, ["e-1", "e-4"]);
+    let claim = |batch: &str, row_number, send| KeyClaim {
+        batch_id: batch.into(),
+        row_number,
+        send,
+    };
+    let claims = HashMap::from([
+        ("e-1".to_owned(), claim("run-1-3", 1501, false)),
+        ("e-4".to_owned(), claim("run-1-0", 7, true)),
+    ]);
+    let out = mapped.finish(&claims);
+    assert!(out.records.is_none());
+    let p = out.progress;
+    assert_eq!((p.skipped, p.failed), (1, 3));
+    let failures: Vec<_> = p
+        .failures
+        .iter()
+        .map(|f| (f.row_number, f.rule.as_str(), f.key.as_str()))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (1502, "duplicate_key", "e-1"),
+            (1503, "denied_value", ""),
+            (1504, "duplicate_key", "e-4")
+        ]
+    );
+    assert_eq!(
+        p.failures[0].message,
+        "row 1502: $insert_id `e-1` appears again in this run (first at row 1501); only the first row is sent"
+    );
+    assert_eq!(p.failures[2].field, "$insert_id");
+    assert!(p.failures[2].message.contains("(first at row 7)"));
+    assert!(!p.failures[2].record_json.is_empty());
+    assert_eq!(p.columns.len(), 4);
 }

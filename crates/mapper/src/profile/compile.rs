@@ -69,7 +69,12 @@ pub(crate) fn compile(
         }
         ObjectKind::UserProfiles => keep(
             &mut problems,
-            ident(IdField::DistinctId, mapping.distinct_id.as_ref(), true, columns),
+            ident(
+                IdField::DistinctId,
+                mapping.distinct_id.as_ref(),
+                true,
+                columns,
+            ),
         )
         .map(|distinct_id| Target::User { distinct_id }),
         ObjectKind::GroupProfiles => {

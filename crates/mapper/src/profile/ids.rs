@@ -140,7 +140,10 @@ mod tests {
         let err = IdField::DistinctId.read(&Value::from("NULL")).unwrap_err();
         assert_eq!(err.rule, "denied_value");
         assert_eq!(
-            IdField::DistinctId.read(&Value::Float(1.5)).unwrap_err().rule,
+            IdField::DistinctId
+                .read(&Value::Float(1.5))
+                .unwrap_err()
+                .rule,
             "id_type"
         );
         assert_eq!(

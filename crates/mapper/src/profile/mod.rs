@@ -352,7 +352,10 @@ fn check_value(
         }
         _ => {}
     }
-    if matches!(value, Value::Array(_) | Value::Json(Json::Array(_) | Json::Object(_))) {
+    if matches!(
+        value,
+        Value::Array(_) | Value::Json(Json::Array(_) | Json::Object(_))
+    ) {
         let bytes = json_len(&PropertyValue(value));
         if bytes > MAX_PROFILE_COLLECTION_BYTES {
             return Err((

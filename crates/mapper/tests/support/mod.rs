@@ -1,13 +1,17 @@
 //! A throwaway state database with one events run, and a bus on its own queue prefix.
 
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mixsync_bus::{Bus, BusConfig, Consumer, DEFAULT_AMQP_URL, Delivery};
 use mixsync_domain::{FieldMapping, ObjectKind, Residency, Source, SyncBehaviour};
+use mixsync_proto::v1::{Progress, RecordBatch};
 use mixsync_state::{
     ActivationOptions, ActivationSpec, Schedule, StateStore, TargetSpec, WarehouseSpec,
 };
+use prost::Message as _;
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
 
@@ -143,4 +147,26 @@ pub async fn next(consumer: &mut Consumer) -> Delivery {
         .await
         .expect("no message within 30 s")
         .expect("consumer closed")
+}
+
+/// The next delivery within `wait`, if any.
+pub async fn try_next(consumer: &mut Consumer, wait: Duration) -> Option<Delivery> {
+    tokio::time::timeout(wait, consumer.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The next RecordBatch, acked.
+pub async fn records(consumer: &mut Consumer) -> RecordBatch {
+    let delivery = next(consumer).await;
+    delivery.ack().await.unwrap();
+    RecordBatch::decode(delivery.body.as_slice()).unwrap()
+}
+
+/// The next Progress report, acked.
+pub async fn report(consumer: &mut Consumer) -> Progress {
+    let delivery = next(consumer).await;
+    delivery.ack().await.unwrap();
+    Progress::decode(delivery.body.as_slice()).unwrap()
 }
