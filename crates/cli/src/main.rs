@@ -87,6 +87,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Target(command) => commands::target::run(connect().await?, output, command).await,
         Command::Activation(command) => {
+            command.preflight()?;
             commands::activation::run(connect().await?, output, command).await
         }
         Command::Run(command) => commands::run::run(connect().await?, output, command).await,
