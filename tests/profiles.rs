@@ -316,18 +316,25 @@ async fn duplicate_keys_in_one_run_are_reported_not_sent_twice() -> anyhow::Resu
     let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
     assert_eq!(counts_of(&run), (1_000, 0, 998, 2));
     let (failed, _) = failed_records(&mut control, &run.id).await?;
+    // Rows 3, 700 and 900 share `p-3`. Batches are mapped concurrently, so which one claims the key
+    // first is not fixed; exactly one is sent and the two others are reported.
     let mut rows: Vec<u64> = failed.iter().map(|f| f.row_number).collect();
     rows.sort_unstable();
-    assert_eq!(rows, [700, 900]);
+    assert_eq!(rows.len(), 2, "{failed:?}");
+    assert!(rows.iter().all(|r| [3, 700, 900].contains(r)), "{rows:?}");
     assert!(
         failed.iter().all(|f| f.rule == "duplicate_key"),
         "{failed:?}"
     );
+    let sent = [3u64, 700, 900]
+        .into_iter()
+        .find(|r| !rows.contains(r))
+        .expect("one row sent");
     let list = profiles(&world).await?;
     assert_eq!(
         find(&list, "distinct_id", "p-3")["properties"]["name"],
-        "n3",
-        "the first row wins"
+        format!("n{sent}"),
+        "the row that was not reported is the one Mixpanel holds"
     );
     world.cleanup().await;
     Ok(())

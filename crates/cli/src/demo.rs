@@ -165,7 +165,7 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
         api_token,
     };
     say(format!(
-        "started emulator, control, extractor, mapper and loader-events (logs in {})",
+        "started the emulator and every service: control, extractor, mapper, loader-events, loader-users, loader-groups (logs in {})",
         log_dir.display()
     ));
     let result = drive(&mut stack, &args, &target_url, output, bench).await;
@@ -603,16 +603,14 @@ fn text(report: &Report, bench: bool) -> String {
             n(emulator.group_profiles)
         ));
     }
-    if bench {
-        if let Some(events) = report.objects.first() {
-            let c = events.run.counts;
-            out.push_str(&format!(
-                "\nbench: {} rows in {:.2}s end to end = {:.0} events/s loaded\n",
-                c.extracted,
-                report.seconds,
-                c.loaded as f64 / report.seconds.max(0.001)
-            ));
-        }
+    if bench && let Some(events) = report.objects.first() {
+        let c = events.run.counts;
+        out.push_str(&format!(
+            "\nbench: {} rows in {:.2}s end to end = {:.0} events/s loaded\n",
+            c.extracted,
+            report.seconds,
+            c.loaded as f64 / report.seconds.max(0.001)
+        ));
     }
     if bench || !report.services.is_empty() {
         let rows: Vec<Vec<String>> = report

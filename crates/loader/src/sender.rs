@@ -87,7 +87,7 @@ impl<O: Object> Sender<O> {
 
     /// Ranges of `records` within the batch limits, last first (they are popped from the end). A
     /// record is never cut: its units (a profile's update objects) go in one request.
-    pub(crate) fn requests(&self, records: &[Bytes]) -> Vec<Range<usize>> {
+    fn requests(&self, records: &[Bytes]) -> Vec<Range<usize>> {
         let mut batcher = Batcher::new(self.object.batch_limits(), Duration::ZERO);
         let now = Instant::now();
         let mut ranges = Vec::new();
