@@ -550,19 +550,9 @@ async fn emulator_summary(base_url: &str) -> EmulatorSummary {
 }
 
 async fn emulator_events(base_url: &str) -> Option<u64> {
-    let response = reqwest::get(format!("{base_url}/_emulator/stats"))
-        .await
-        .ok()?;
-    let stats: serde_json::Value = response.json().await.ok()?;
-    // Stored events = accepted minus the ones that replaced an earlier copy, across every run.
-    let accepted = stats
-        .pointer("/records/accepted")
-        .and_then(serde_json::Value::as_u64)?;
-    let deduplicated = stats
-        .pointer("/records/deduplicated")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    Some(accepted - deduplicated.min(accepted))
+    let url = format!("{base_url}/_emulator/events?project_id={PROJECT_ID}&limit=0");
+    let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    body.get("total").and_then(serde_json::Value::as_u64)
 }
 
 fn text(report: &Report, bench: bool) -> String {

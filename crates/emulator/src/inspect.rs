@@ -39,8 +39,20 @@ pub(crate) fn events(state: &State, query: &Query) -> Response {
         Err(response) => return response,
     };
     let (event, distinct_id) = (query.get("event"), query.get("distinct_id"));
+    // `limit` caps the events listed (not `total`), so a count of millions stays cheap.
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => usize::MAX,
+        Some(Ok(limit)) => limit,
+        Some(Err(_)) => {
+            return reply::plain_error(
+                StatusCode::BAD_REQUEST,
+                "limit must be a non-negative integer",
+            );
+        }
+    };
     let mut list = String::from("[");
     let mut total = 0usize;
+    let mut listed = 0usize;
     state.store.for_each_event(project, |json| {
         if event.is_some() || distinct_id.is_some() {
             let Ok(v) = serde_json::from_str::<Value>(json) else {
@@ -55,11 +67,15 @@ pub(crate) fn events(state: &State, query: &Query) -> Response {
                 return;
             }
         }
-        if total > 0 {
+        total += 1;
+        if listed == limit {
+            return;
+        }
+        if listed > 0 {
             list.push(',');
         }
         list.push_str(json);
-        total += 1;
+        listed += 1;
     });
     list.push(']');
     let body = format!(r#"{{"project_id":{project},"total":{total},"events":{list}}}"#);

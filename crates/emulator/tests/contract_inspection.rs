@@ -262,3 +262,25 @@ async fn a_wrong_method_is_405() {
     }
     assert_eq!(emu.event_list(1).await.len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_limit_caps_the_list_but_not_the_total() {
+    let emu = Emu::start().await;
+    emu.import_all(&events(5, "l")).await;
+    let body = emu.get_ok("/_emulator/events?project_id=1&limit=2").await;
+    assert_eq!(body["total"], 5);
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(2));
+    let body = emu.get_ok("/_emulator/events?project_id=1&limit=0").await;
+    assert_eq!(
+        (
+            body["total"].as_u64(),
+            body["events"].as_array().map(Vec::len)
+        ),
+        (Some(5), Some(0))
+    );
+    let resp = emu
+        .get("/_emulator/events?project_id=1&limit=x")
+        .send()
+        .await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+}

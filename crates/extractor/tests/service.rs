@@ -70,11 +70,26 @@ async fn a_run_becomes_row_batches_and_progress_reports() {
     };
     bus.publisher().publish(EXTRACT, &request).await.unwrap();
 
-    let mut row_number = 1;
-    for (seq, size) in [(0u64, 100usize), (1, 100), (2, 50)] {
+    // Batches are published with a window of unconfirmed publishes, so they may arrive in any
+    // order: collect them, then check them in sequence.
+    let mut batches = Vec::new();
+    let mut reports = Vec::new();
+    for _ in 0..3 {
         let delivery = next(&mut rows).await;
-        let batch = RowBatch::decode(delivery.body.as_slice()).unwrap();
+        batches.push(RowBatch::decode(delivery.body.as_slice()).unwrap());
         delivery.ack().await.unwrap();
+        let delivery = next(&mut progress).await;
+        reports.push(Progress::decode(delivery.body.as_slice()).unwrap());
+        delivery.ack().await.unwrap();
+    }
+    batches.sort_by_key(|b| b.seq);
+    reports.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+
+    let mut row_number = 1;
+    for ((seq, size), (batch, report)) in [(0u64, 100usize), (1, 100), (2, 50)]
+        .into_iter()
+        .zip(batches.iter().zip(&reports))
+    {
         assert_eq!(batch.batch_id, format!("{run_id}-{seq}"));
         assert_eq!(
             (batch.run_id.as_str(), batch.activation_id.as_str()),
@@ -97,14 +112,11 @@ async fn a_run_becomes_row_batches_and_progress_reports() {
         );
         row_number += size as u64;
 
-        let delivery = next(&mut progress).await;
-        let report = Progress::decode(delivery.body.as_slice()).unwrap();
-        delivery.ack().await.unwrap();
         assert_eq!(report.stage(), Stage::Extract);
         assert_eq!(report.batch_id, batch.batch_id);
         assert_eq!(report.activation_id, activation_id);
         assert_eq!(report.extracted, size as u64);
-        let finished = match report.terminal {
+        let finished = match &report.terminal {
             Some(Terminal::ExtractionFinished(f)) => Some((f.total_rows, f.batches)),
             None => None,
             Some(other) => panic!("{other:?}"),
