@@ -43,6 +43,10 @@ async fn client_commands_set_up_and_run_an_activation_from_a_yaml_file() -> anyh
         .await?;
     world.start_all().await?;
 
+    // Local Postgres trusts loopback, so any password works: one we can look for everywhere.
+    let dsn = world
+        .warehouse_url()
+        .replace("postgres://postgres@", "postgres://postgres:pw-s3cret-42@");
     let wh = json(
         &mixsync(
             &world,
@@ -52,7 +56,7 @@ async fn client_commands_set_up_and_run_an_activation_from_a_yaml_file() -> anyh
                 "--name",
                 "analytics",
                 "--dsn",
-                &world.warehouse_url(),
+                &dsn,
                 "-o",
                 "json",
             ],
@@ -198,6 +202,25 @@ async fn client_commands_set_up_and_run_an_activation_from_a_yaml_file() -> anyh
     );
     assert_eq!(runs.as_array().map(Vec::len), Some(1));
     assert_eq!(emulator_events(&world).await?.len(), 300);
+
+    // No secret in any service's log: warehouse password, project token, service-account secret.
+    for service in ["control", "extractor", "mapper", "loader-events"] {
+        let log = world.log(service);
+        for secret in [
+            "pw-s3cret-42",
+            "demo-secret",
+            "demo-token",
+            "s3cr3t-typo",
+            world.token.as_str(),
+        ] {
+            assert!(
+                !log.contains(secret),
+                "{service}'s log shows a secret ({secret})"
+            );
+        }
+    }
+    let listed = json(&mixsync(&world, &["warehouse", "list", "-o", "json"]).await?);
+    assert!(!listed.to_string().contains("pw-s3cret-42"), "{listed}");
 
     // Wrong input gets a clear error naming the field.
     std::fs::write(
