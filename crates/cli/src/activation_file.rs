@@ -118,7 +118,7 @@ pub(crate) struct OptionsFile {
 }
 
 /// `manual`, `{ every_minutes: N }` or `{ cron: "…" }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum ScheduleFile {
     Named(String),

@@ -14,6 +14,7 @@ mod views;
 use clap::{Parser, Subcommand};
 
 use commands::activation::ActivationCommand;
+use commands::failed::FailedCommand;
 use commands::run::RunCommand;
 use commands::target::TargetCommand;
 use commands::warehouse::WarehouseCommand;
@@ -48,6 +49,9 @@ enum Command {
     /// Runs of activations.
     #[command(subcommand)]
     Run(RunCommand),
+    /// Failed records: list them by reason, show one, replay a run's.
+    #[command(subcommand)]
+    Failed(FailedCommand),
     /// The whole job on this machine: seed a sample warehouse, start every service and an emulator,
     /// sync the sample events and print the run report.
     Demo(demo::DemoArgs),
@@ -91,6 +95,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             commands::activation::run(connect().await?, output, command).await
         }
         Command::Run(command) => commands::run::run(connect().await?, output, command).await,
+        Command::Failed(command) => commands::failed::run(connect().await?, output, command).await,
         Command::Demo(args) => demo::run(args, output, false).await,
         Command::Bench(args) => demo::run(args, output, true).await,
     }

@@ -13,10 +13,12 @@ mod auth;
 mod checks;
 mod config;
 mod convert;
+mod dead_letters;
 mod errors;
 mod preview;
 mod profile_mapping;
 mod progress;
+mod scheduler;
 mod server;
 mod services;
 mod validate;
@@ -52,6 +54,9 @@ pub enum Error {
     /// The reflection service could not be built.
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// A scheduler setting is invalid.
+    #[error("{0}")]
+    Scheduler(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
@@ -76,6 +81,7 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let schedule = scheduler::Settings::from_env().map_err(Error::Scheduler)?;
     let state =
         mixsync_state::StateStore::connect(config.database_url(), &config.secret_key).await?;
     state.migrate().await?;
@@ -96,6 +102,15 @@ pub async fn run_with_listener(
         auth = config.api_token.is_some(),
         "control listening"
     );
+    let dead_letters = tokio::spawn({
+        let (state, bus, stop) = (state.clone(), bus.clone(), stop.clone());
+        async move {
+            if let Err(e) = dead_letters::consume(state, bus, stop).await {
+                tracing::error!(error = %e, "the dead-letter consumer stopped");
+            }
+        }
+    });
+    let scheduler = tokio::spawn(scheduler::run(ctx.clone(), schedule));
     let consumer = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -114,5 +129,7 @@ pub async fn run_with_listener(
             Ok(())
         }
     };
+    let _ = dead_letters.await;
+    let _ = scheduler.await;
     served.and(consumed)
 }

@@ -40,6 +40,24 @@ impl ExtractionFinished<'_> {
     }
 }
 
+/// A run was cancelled: reading stopped after `rows` rows.
+pub(crate) struct ExtractionCancelled<'a> {
+    pub run_id: &'a str,
+    pub rows: u64,
+    pub batches: u64,
+}
+
+impl ExtractionCancelled<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::info!(
+            run_id = self.run_id,
+            rows = self.rows,
+            batches = self.batches,
+            "extraction cancelled"
+        );
+    }
+}
+
 /// A run cannot be extracted; it is reported as failed.
 pub(crate) struct ExtractionFailed<'a> {
     pub run_id: &'a str,

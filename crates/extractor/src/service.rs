@@ -15,7 +15,9 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::config::Config;
-use crate::events::{BatchPublished, ExtractionFailed, ExtractionFinished, RequestRequeued};
+use crate::events::{
+    BatchPublished, ExtractionCancelled, ExtractionFailed, ExtractionFinished, RequestRequeued,
+};
 use crate::warehouse::{self, Batch, StreamError, StreamOptions};
 
 /// Batches whose publishes may await the broker's confirms while the next rows are read.
@@ -27,6 +29,19 @@ async fn confirmed(task: JoinHandle<Result<(), BusError>>) -> Result<(), BusErro
         Ok(result) => result,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// How often, at most, the extraction asks the state store whether its run was cancelled (one
+/// indexed row read, between batches).
+const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// Why a batch callback stopped the stream.
+#[derive(Debug)]
+enum Stop {
+    /// A publish failed.
+    Bus(BusError),
+    /// The run was cancelled: stop reading.
+    Cancelled,
 }
 
 /// How long to wait before requeueing a request whose state could not be read, so a state
@@ -121,6 +136,11 @@ impl Extractor {
     }
 
     async fn extract(&self, request: &ExtractRequest) -> Outcome {
+        match self.state.cancel_requested(&request.run_id).await {
+            Ok(false) => {}
+            Ok(true) => return self.cancelled_before_start(request).await,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        }
         let plan = match self.state.run_plan(&request.run_id).await {
             Ok(plan) => plan,
             Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
@@ -143,8 +163,18 @@ impl Extractor {
         };
         let started = Instant::now();
         let mut in_flight = VecDeque::new();
+        let (mut rows_sent, mut batches_sent) = (0u64, 0u64);
+        let mut last_check = Instant::now();
         let result = warehouse
             .stream(&plan.query, &self.options, |batch| {
+                rows_sent += batch.rows.len() as u64;
+                batches_sent += 1;
+                // Between batches, now and then: has the run been cancelled?
+                let check = (!batch.last && last_check.elapsed() >= CANCEL_CHECK_EVERY)
+                    .then(|| (self.state.clone(), plan.run_id.clone()));
+                if check.is_some() {
+                    last_check = Instant::now();
+                }
                 in_flight.push_back(self.publish_batch(&plan, batch));
                 // Reading goes on while the broker confirms the last few batches; it waits only
                 // when PUBLISH_WINDOW batches are unconfirmed, so memory stays bounded.
@@ -154,10 +184,16 @@ impl Extractor {
                     None
                 };
                 async move {
-                    match oldest {
-                        Some(task) => confirmed(task).await,
-                        None => Ok(()),
+                    if let Some(task) = oldest {
+                        confirmed(task).await.map_err(Stop::Bus)?;
                     }
+                    if let Some((state, run_id)) = check {
+                        // An unreadable state store is not a reason to stop: check next time.
+                        if state.cancel_requested(&run_id).await.unwrap_or(false) {
+                            return Err(Stop::Cancelled);
+                        }
+                    }
+                    Ok(())
                 }
             })
             .await;
@@ -169,10 +205,22 @@ impl Extractor {
             }
         }
         let result = match (result, unconfirmed) {
-            (Ok(_), Err(e)) => Err(StreamError::Sink(e)),
+            (Ok(_) | Err(StreamError::Sink(Stop::Cancelled)), Err(e)) => {
+                Err(StreamError::Sink(Stop::Bus(e)))
+            }
             (result, _) => result,
         };
         match result {
+            Err(StreamError::Sink(Stop::Cancelled)) => {
+                ExtractionCancelled {
+                    run_id: &plan.run_id,
+                    rows: rows_sent,
+                    batches: batches_sent,
+                }
+                .emit();
+                self.publish_cancelled(request, rows_sent, batches_sent)
+                    .await
+            }
             Ok(summary) => {
                 ExtractionFinished {
                     run_id: &plan.run_id,
@@ -184,7 +232,42 @@ impl Extractor {
                 Outcome::Done
             }
             Err(StreamError::Warehouse(e)) => Outcome::Fatal(e.to_string()),
-            Err(StreamError::Sink(e)) => Outcome::Retry(e.to_string()),
+            Err(StreamError::Sink(Stop::Bus(e))) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// The run was cancelled before this extraction started (or before a redelivery of it): a
+    /// run that already ended needs nothing; a running one is told extraction is over with
+    /// the rows accounted so far.
+    async fn cancelled_before_start(&self, request: &ExtractRequest) -> Outcome {
+        match self.state.get_run(&request.run_id).await {
+            Ok(run) if run.state.is_terminal() => Outcome::Done,
+            Ok(run) => {
+                self.publish_cancelled(request, run.counts.extracted, 0)
+                    .await
+            }
+            Err(StateError::NotFound { .. }) => Outcome::Done,
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Reports that extraction of a cancelled run ended after `rows` rows, so its accounting
+    /// closes once they are through (batch id `<run_id>-cancelled`).
+    async fn publish_cancelled(&self, request: &ExtractRequest, rows: u64, batches: u64) -> Outcome {
+        let progress = v1::Progress {
+            run_id: request.run_id.clone(),
+            activation_id: request.activation_id.clone(),
+            batch_id: format!("{}-cancelled", request.run_id),
+            stage: Stage::Extract.into(),
+            terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
+                total_rows: rows,
+                batches,
+            })),
+            ..v1::Progress::default()
+        };
+        match self.publisher.publish(PROGRESS, &progress).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Retry(e.to_string()),
         }
     }
 

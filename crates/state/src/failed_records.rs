@@ -39,6 +39,8 @@ pub struct FailedRecord {
     pub record_json: Option<String>,
     /// When it was recorded.
     pub created_at: SystemTime,
+    /// The replay run that last sent it again, if any.
+    pub replayed_by_run_id: Option<String>,
 }
 
 /// Which failed records to list. At least one of `run_id` and `activation_id` should be set.
@@ -79,7 +81,7 @@ pub struct FailedRecordPage {
 }
 
 const COLUMNS: &str = "id, run_id, activation_id, stage, batch_id, row_number, key, field, rule, \
-     message, row, record_json, created_at";
+     message, row, record_json, created_at, replayed_by_run_id";
 
 const FILTER: &str =
     "($1::text IS NULL OR run_id = $1) AND ($2::text IS NULL OR activation_id = $2)
@@ -103,6 +105,7 @@ fn from_row(row: &Row) -> Result<FailedRecord, StateError> {
         row: row.get(10),
         record_json: row.get(11),
         created_at: row.get(12),
+        replayed_by_run_id: row.get(13),
         id,
     })
 }
@@ -121,6 +124,17 @@ fn parse_token(token: &str) -> Option<(String, i64, String)> {
 }
 
 impl StateStore {
+    /// One failed record by id.
+    pub async fn get_failed_record(&self, id: &str) -> Result<FailedRecord, StateError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM failed_records WHERE id = $1");
+        let row = client
+            .query_opt(&sql, &[&id])
+            .await?
+            .ok_or_else(|| StateError::not_found("failed record", id))?;
+        from_row(&row)
+    }
+
     /// Failed records matching `filter`, in (run, row number) order, with counts by reason.
     pub async fn list_failed_records(
         &self,

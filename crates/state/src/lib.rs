@@ -9,7 +9,10 @@
 //! skip unchanged records and report duplicate keys.
 
 mod activations;
+mod cancel;
+mod cron;
 mod crypto;
+mod dead_letters;
 mod error;
 mod failed_records;
 mod fingerprint;
@@ -18,8 +21,10 @@ mod migrate;
 mod page;
 mod plan;
 mod progress;
+mod replay;
 mod row_json;
 mod runs;
+mod schedule;
 mod snapshots;
 mod stage;
 mod store;
@@ -27,12 +32,16 @@ mod targets;
 mod warehouses;
 
 pub use activations::{Activation, ActivationFilter, ActivationSpec, Schedule};
+pub use cron::Cron;
+pub use dead_letters::{DeadLetterEntry, DeadLetterPage, NewDeadLetter};
 pub use error::StateError;
 pub use failed_records::{FailedRecord, FailedRecordFilter, FailedRecordPage, ReasonCount};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
 pub use progress::ProgressOutcome;
+pub use replay::{ReplayRow, ReplaySelection};
 pub use runs::{Run, RunCounts, RunFilter, RunState};
+pub use schedule::ScheduledRun;
 pub use snapshots::{KeyClaim, KeyToClaim};
 pub use stage::Stage;
 pub use store::StateStore;

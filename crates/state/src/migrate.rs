@@ -15,6 +15,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_sync_snapshots",
         include_str!("../migrations/0002_sync_snapshots.sql"),
     ),
+    (
+        "0003_dead_letters_replays",
+        include_str!("../migrations/0003_dead_letters_replays.sql"),
+    ),
+    (
+        "0004_schedules",
+        include_str!("../migrations/0004_schedules.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

@@ -39,6 +39,8 @@ struct LockedRun {
     /// The run was made with the settings the activation's snapshot belongs to: what it
     /// loaded may go into the snapshot.
     snapshot_current: bool,
+    /// CancelRun was called: the run ends CANCELLED once its counts add up.
+    cancel_requested: bool,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -169,6 +171,12 @@ async fn apply_to_run(
         total_rows,
         error_message.is_some(),
     );
+    let state = match state {
+        RunState::Succeeded | RunState::PartiallyFailed if run.cancel_requested => {
+            RunState::Cancelled
+        }
+        state => state,
+    };
     let error_message = error_message.filter(|_| !run.state.is_terminal());
     let params: [&(dyn ToSql + Sync); 9] = [
         &run_id,
@@ -207,7 +215,8 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         .query_opt(
             "SELECT r.state, r.extracted, r.skipped, r.loaded, r.failed, r.total_rows,
                     r.extraction_finished, r.activation_id,
-                    r.fingerprint IS NOT DISTINCT FROM a.snapshot_fingerprint
+                    r.fingerprint IS NOT DISTINCT FROM a.snapshot_fingerprint,
+                    r.cancel_requested_at IS NOT NULL
              FROM runs r JOIN activations a ON a.id = r.activation_id
              WHERE r.id = $1 FOR UPDATE OF r",
             &[&run_id],
@@ -232,6 +241,7 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         extraction_finished: row.get(6),
         activation_id: row.get(7),
         snapshot_current: row.get(8),
+        cancel_requested: row.get(9),
     }))
 }
 
@@ -271,8 +281,8 @@ async fn insert_failures(
     }
     let statement = tx
         .prepare(
-            "INSERT INTO failed_records (id, run_id, activation_id, stage, batch_id, row_number, key, field, rule, message, row, record_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO failed_records (id, run_id, activation_id, stage, batch_id, row_number, key, field, rule, message, row, record_json, columns, row_proto)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .await?;
     for failure in &progress.failures {
@@ -285,7 +295,9 @@ async fn insert_failures(
             without_nul(&failure.rule),
             without_nul(&failure.message),
         );
-        let params: [&(dyn ToSql + Sync); 12] = [
+        // The row as it travelled, for replays (the JSON above is for people).
+        let row_proto = failure.row.as_ref().map(prost::Message::encode_to_vec);
+        let params: [&(dyn ToSql + Sync); 14] = [
             &new_id(),
             &progress.run_id,
             &progress.activation_id,
@@ -298,6 +310,8 @@ async fn insert_failures(
             &message,
             &row,
             &record_json,
+            &progress.columns,
+            &row_proto,
         ];
         tx.execute(&statement, &params).await?;
     }

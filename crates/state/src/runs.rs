@@ -170,8 +170,20 @@ impl StateStore {
     ) -> Result<Run, StateError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let run = Self::insert_run(&tx, activation_id, full_resync, replay_of_run_id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// [`StateStore::create_run`] inside `tx` (the scheduler claims and triggers in one).
+    pub(crate) async fn insert_run(
+        tx: &tokio_postgres::Transaction<'_>,
+        activation_id: &str,
+        full_resync: bool,
+        replay_of_run_id: Option<&str>,
+    ) -> Result<Run, StateError> {
         // Lock the activation so two triggers serialize, and snapshot it.
-        let activation = Self::activation_for_update(&tx, activation_id).await?;
+        let activation = Self::activation_for_update(tx, activation_id).await?;
         if let Some(row) = tx
             .query_opt(
                 "SELECT id FROM runs WHERE activation_id = $1 AND state IN ('queued', 'running')",
@@ -185,7 +197,7 @@ impl StateStore {
             });
         }
         let fingerprint = fingerprint(&activation)?;
-        invalidate_if_changed(&tx, activation_id, &fingerprint).await?;
+        invalidate_if_changed(tx, activation_id, &fingerprint).await?;
         let settings = serde_json::to_value(&activation)
             .map_err(|e| StateError::corrupt("run settings", e))?;
         let id = new_id();
@@ -211,9 +223,7 @@ impl StateStore {
                 e.into()
             }
         })?;
-        let run = from_row(&row)?;
-        tx.commit().await?;
-        Ok(run)
+        from_row(&row)
     }
 
     async fn activation_for_update(

@@ -7,7 +7,9 @@ use clap::Subcommand;
 use mixsync_proto::v1 as pb;
 
 use super::{find_activation, find_target, find_warehouse, require};
-use crate::activation_file::{ActivationFile, MappingFile, OptionsFile, PropertyFile, SourceFile};
+use crate::activation_file::{
+    ActivationFile, MappingFile, OptionsFile, PropertyFile, ScheduleFile, SourceFile,
+};
 use crate::client::{Control, status_error};
 use crate::output::{Output, table};
 use crate::views::Activation;
@@ -28,6 +30,10 @@ pub(crate) enum ActivationCommand {
     List,
     /// Deletes an activation with its runs.
     Delete { id_or_name: String },
+    /// Stops scheduled runs (runs can still be started by hand).
+    Pause { id_or_name: String },
+    /// Starts scheduled runs again, from the next slot.
+    Resume { id_or_name: String },
     /// Maps the first rows of the query into the exact JSON that would be sent; sends nothing.
     Preview {
         id_or_name: String,
@@ -76,12 +82,47 @@ pub(crate) struct DefinitionArgs {
     /// A property: `column` or `column:property` (repeatable).
     #[arg(long = "property")]
     properties: Vec<String>,
+    /// When it runs: `manual`, `every:N` (minutes) or `cron:"*/5 * * * *"` (UTC); overrides
+    /// the file's `schedule:`.
+    #[arg(long, value_parser = parse_schedule)]
+    schedule: Option<ScheduleFile>,
+}
+
+/// `--schedule manual|every:N|cron:EXPR`.
+fn parse_schedule(s: &str) -> Result<ScheduleFile, String> {
+    let s = s.trim();
+    if s == "manual" {
+        return Ok(ScheduleFile::Named(s.to_owned()));
+    }
+    if let Some(n) = s.strip_prefix("every:") {
+        return match n.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(ScheduleFile::Every { every_minutes: n }),
+            _ => Err(format!("`every:{n}`: the number of minutes must be 1 or more")),
+        };
+    }
+    if let Some(expr) = s.strip_prefix("cron:") {
+        let expr = expr.trim().trim_matches('"').trim();
+        if expr.is_empty() {
+            return Err("`cron:` needs an expression, e.g. cron:\"*/5 * * * *\"".into());
+        }
+        // The server checks the expression itself and names what is wrong.
+        return Ok(ScheduleFile::Cron {
+            cron: expr.to_owned(),
+        });
+    }
+    Err(format!(
+        "`{s}` is not a schedule: use manual, every:N (minutes) or cron:\"*/5 * * * *\""
+    ))
 }
 
 impl DefinitionArgs {
     fn file(&self) -> anyhow::Result<ActivationFile> {
         if let Some(path) = &self.from_file {
-            return ActivationFile::read(path);
+            let mut file = ActivationFile::read(path)?;
+            if let Some(schedule) = &self.schedule {
+                file.schedule = Some(schedule.clone());
+            }
+            return Ok(file);
         }
         let need = |v: &Option<String>, flag: &str| {
             v.clone()
@@ -130,7 +171,7 @@ impl DefinitionArgs {
                 properties,
             },
             options: OptionsFile::default(),
-            schedule: None,
+            schedule: self.schedule.clone(),
         })
     }
 
@@ -273,6 +314,36 @@ pub(crate) async fn run(
             output.print(&serde_json::json!({"deleted": a.id}), || {
                 format!("deleted activation {}\n", a.name)
             });
+        }
+        ActivationCommand::Pause { id_or_name } => {
+            let a = require(
+                find_activation(&mut control, &id_or_name).await?,
+                "activation",
+                &id_or_name,
+            )?;
+            let paused = control
+                .pause_activation(pb::PauseActivationRequest { id: a.id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let a = Activation::from(&paused.activation.unwrap_or_default());
+            output.print(&a, || {
+                format!("paused activation {}: no scheduled runs until it is resumed\n", a.name)
+            });
+        }
+        ActivationCommand::Resume { id_or_name } => {
+            let a = require(
+                find_activation(&mut control, &id_or_name).await?,
+                "activation",
+                &id_or_name,
+            )?;
+            let resumed = control
+                .resume_activation(pb::ResumeActivationRequest { id: a.id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let a = Activation::from(&resumed.activation.unwrap_or_default());
+            output.print(&a, || format!("resumed activation {}\n", a.name));
         }
         ActivationCommand::Preview { id_or_name, limit } => {
             let a = require(

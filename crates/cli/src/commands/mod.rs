@@ -1,6 +1,7 @@
 //! The client subcommands: thin wrappers over the gRPC API.
 
 pub(crate) mod activation;
+pub(crate) mod failed;
 pub(crate) mod run;
 pub(crate) mod target;
 pub(crate) mod warehouse;

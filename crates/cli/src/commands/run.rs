@@ -26,6 +26,14 @@ pub(crate) enum RunCommand {
     },
     /// Shows one run.
     Show { run_id: String },
+    /// Cancels a run: a queued one ends now; a running one stops extracting, finishes what is
+    /// in flight and ends CANCELLED with its true counts.
+    Cancel {
+        run_id: String,
+        /// Follow the run until it has ended and print its report.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Follows a run until it ends.
     Watch { run_id: String },
     /// Lists runs, newest first.
@@ -77,6 +85,31 @@ pub(crate) async fn run(
             let run = get(&mut control, &run_id).await?;
             let view = Run::from(&run);
             output.print(&view, || view.report());
+        }
+        RunCommand::Cancel { run_id, watch } => {
+            let run = control
+                .cancel_run(pb::CancelRunRequest { id: run_id })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .run
+                .unwrap_or_default();
+            let run = if watch && !views::is_terminal(run.state) {
+                follow(&mut control, &run.id, output).await?
+            } else {
+                run
+            };
+            let view = Run::from(&run);
+            output.print(&view, || {
+                if views::is_terminal(run.state) {
+                    view.report()
+                } else {
+                    format!(
+                        "cancelling run {}: extraction stops, what is in flight is finished\n",
+                        view.id
+                    )
+                }
+            });
         }
         RunCommand::Watch { run_id } => {
             let last = follow(&mut control, &run_id, output).await?;

@@ -137,19 +137,12 @@ fn schedule(s: Option<&v1::Schedule>, field: &str) -> ApiResult<Schedule> {
         )),
         Some(schedule::Kind::EveryMinutes(n)) => Ok(Schedule::EveryMinutes(*n)),
         Some(schedule::Kind::Cron(expr)) => {
-            let fields = expr.split_whitespace().count();
-            if fields == 5 {
-                Ok(Schedule::Cron(
-                    expr.split_whitespace().collect::<Vec<_>>().join(" "),
-                ))
-            } else {
-                Err(ApiError::invalid(
-                    format!("{field}.cron"),
-                    format!(
-                        "`{expr}` has {fields} field(s); a cron expression has 5 (minute hour day month weekday), e.g. `*/15 * * * *`"
-                    ),
-                ))
-            }
+            let expr = expr.split_whitespace().collect::<Vec<_>>().join(" ");
+            let schedule = Schedule::Cron(expr);
+            schedule
+                .validate()
+                .map_err(|why| ApiError::invalid(format!("{field}.cron"), why))?;
+            Ok(schedule)
         }
     }
 }

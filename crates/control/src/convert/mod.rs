@@ -10,7 +10,9 @@ mod warehouses;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) use activations::{activation_spec, activation_to_proto};
-pub(crate) use failed_records::{failed_record_filter, failed_records_to_proto};
+pub(crate) use failed_records::{
+    dead_letters_to_proto, failed_record_filter, failed_record_to_proto, failed_records_to_proto,
+};
 pub(crate) use runs::{run_filter, run_progress, run_to_proto};
 pub(crate) use targets::{Secrets, target_spec, target_to_proto};
 pub(crate) use warehouses::{warehouse_spec, warehouse_to_proto};

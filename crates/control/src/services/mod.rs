@@ -2,7 +2,8 @@
 //! becomes a status in `errors.rs`.
 
 mod activations;
-mod runs;
+mod failed;
+pub(crate) mod runs;
 mod targets;
 mod warehouses;
 
@@ -12,7 +13,7 @@ use mixsync_state::StateStore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::ApiResult;
 
 /// What every RPC works with.
 #[derive(Clone)]
@@ -211,11 +212,9 @@ impl Control for ControlService {
 
     async fn cancel_run(
         &self,
-        _request: Request<v1::CancelRunRequest>,
+        request: Request<v1::CancelRunRequest>,
     ) -> Result<Response<v1::CancelRunResponse>, Status> {
-        reply(Err(ApiError::Unimplemented(
-            "CancelRun is not available yet: it needs the extractor and loaders to stop and drain a run",
-        )))
+        reply(runs::cancel(&self.ctx, request.into_inner()).await)
     }
 
     async fn list_failed_records(
@@ -227,10 +226,22 @@ impl Control for ControlService {
 
     async fn replay_failed_records(
         &self,
-        _request: Request<v1::ReplayFailedRecordsRequest>,
+        request: Request<v1::ReplayFailedRecordsRequest>,
     ) -> Result<Response<v1::ReplayFailedRecordsResponse>, Status> {
-        reply(Err(ApiError::Unimplemented(
-            "ReplayFailedRecords is not available yet; list them with ListFailedRecords",
-        )))
+        reply(failed::replay(&self.ctx, request.into_inner()).await)
+    }
+
+    async fn get_failed_record(
+        &self,
+        request: Request<v1::GetFailedRecordRequest>,
+    ) -> Result<Response<v1::GetFailedRecordResponse>, Status> {
+        reply(failed::get(&self.ctx, request.into_inner()).await)
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        reply(failed::list_dead_letters(&self.ctx, request.into_inner()).await)
     }
 }

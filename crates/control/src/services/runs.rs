@@ -32,6 +32,16 @@ pub(crate) async fn trigger(
         .state
         .create_run(activation_id, req.full_resync, None)
         .await?;
+    queue(ctx, &run).await?;
+    tracing::info!(run_id = %run.id, activation_id, full_resync = run.full_resync, "run queued");
+    Ok(v1::TriggerRunResponse {
+        run: Some(run_to_proto(&run)),
+    })
+}
+
+/// Publishes a queued run's ExtractRequest (TriggerRun and the scheduler); when that fails the
+/// run is marked FAILED.
+pub(crate) async fn queue(ctx: &Context, run: &Run) -> ApiResult<()> {
     let request = v1::ExtractRequest {
         run_id: run.id.clone(),
         activation_id: run.activation_id.clone(),
@@ -45,8 +55,22 @@ pub(crate) async fn trigger(
             run.id
         )));
     }
-    tracing::info!(run_id = %run.id, activation_id, full_resync = run.full_resync, "run queued");
-    Ok(v1::TriggerRunResponse {
+    Ok(())
+}
+
+/// CancelRun: a queued run ends CANCELLED now; a running one stops extracting and ends
+/// CANCELLED once what is in flight is accounted for.
+pub(crate) async fn cancel(
+    ctx: &Context,
+    req: v1::CancelRunRequest,
+) -> ApiResult<v1::CancelRunResponse> {
+    let id = req.id.trim();
+    if id.is_empty() {
+        return Err(ApiError::invalid("id", "is required"));
+    }
+    let run = ctx.state.request_cancel(id).await?;
+    tracing::info!(run_id = %run.id, state = %run.state, "run cancel requested");
+    Ok(v1::CancelRunResponse {
         run: Some(run_to_proto(&run)),
     })
 }
