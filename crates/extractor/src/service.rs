@@ -253,7 +253,12 @@ impl Extractor {
 
     /// Reports that extraction of a cancelled run ended after `rows` rows, so its accounting
     /// closes once they are through (batch id `<run_id>-cancelled`).
-    async fn publish_cancelled(&self, request: &ExtractRequest, rows: u64, batches: u64) -> Outcome {
+    async fn publish_cancelled(
+        &self,
+        request: &ExtractRequest,
+        rows: u64,
+        batches: u64,
+    ) -> Outcome {
         let progress = v1::Progress {
             run_id: request.run_id.clone(),
             activation_id: request.activation_id.clone(),

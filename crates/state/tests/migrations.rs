@@ -25,7 +25,15 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, ["0001_initial", "0002_sync_snapshots"]);
+    assert_eq!(
+        versions,
+        [
+            "0001_initial",
+            "0002_sync_snapshots",
+            "0003_dead_letters_replays",
+            "0004_schedules"
+        ]
+    );
     drop(store);
     drop(replicas);
     db.drop().await;

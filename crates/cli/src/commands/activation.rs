@@ -97,7 +97,9 @@ fn parse_schedule(s: &str) -> Result<ScheduleFile, String> {
     if let Some(n) = s.strip_prefix("every:") {
         return match n.trim().parse::<u32>() {
             Ok(n) if n >= 1 => Ok(ScheduleFile::Every { every_minutes: n }),
-            _ => Err(format!("`every:{n}`: the number of minutes must be 1 or more")),
+            _ => Err(format!(
+                "`every:{n}`: the number of minutes must be 1 or more"
+            )),
         };
     }
     if let Some(expr) = s.strip_prefix("cron:") {
@@ -328,7 +330,10 @@ pub(crate) async fn run(
                 .into_inner();
             let a = Activation::from(&paused.activation.unwrap_or_default());
             output.print(&a, || {
-                format!("paused activation {}: no scheduled runs until it is resumed\n", a.name)
+                format!(
+                    "paused activation {}: no scheduled runs until it is resumed\n",
+                    a.name
+                )
             });
         }
         ActivationCommand::Resume { id_or_name } => {

@@ -203,23 +203,37 @@ async fn progress_drives_a_run_to_its_end_and_watch_streams_it() {
 #[tokio::test]
 async fn an_undecodable_progress_report_is_dead_lettered() {
     let h = Harness::start(None).await;
-    let mut dead = h.consume(mixsync_bus::DEAD_LETTER).await;
+    let mut client = h.client().await;
     // A RowBatch's `columns` (field 5, text) cannot be Progress's `skipped` (field 5, a number).
     let wrong = v1::RowBatch {
         columns: vec!["id".into()],
         ..Default::default()
     };
     h.bus.publisher().publish(PROGRESS, &wrong).await.unwrap();
-    let delivery = tokio::time::timeout(PATIENCE, dead.next())
-        .await
-        .unwrap()
-        .unwrap();
-    let letter = delivery.decode_dead_letter().unwrap();
-    delivery.ack().await.unwrap();
+    // Control dead-letters it, then keeps it from the dead-letter queue.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let letter = loop {
+        let kept = client
+            .list_dead_letters(h.req(v1::ListDeadLettersRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .dead_letters;
+        if let Some(letter) = kept.into_iter().next() {
+            break letter;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no dead letter kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(
         letter.reason.starts_with("undecodable Progress message"),
         "{letter:?}"
     );
+    assert_eq!(letter.queue, PROGRESS);
+    assert!(letter.run_id.is_empty());
     assert_eq!(letter.original, wrong.encode_to_vec());
     h.stop().await;
 }

@@ -1,0 +1,249 @@
+//! The dead-letter consumer: every message on `mixsync.dead_letter` — a `DeadLetter` a service
+//! published, or a raw message the broker dead-lettered — is kept in the state store, decodable
+//! or not. When the original is a run's RowBatch or RecordBatch, its rows become failed records
+//! of that run (rule `dead_letter`) and are accounted like that batch's progress report, so the
+//! run still ends with `extracted = skipped + loaded + failed`. Acked once durable.
+
+use std::time::Duration;
+
+use mixsync_bus::{Bus, BusError, DEAD_LETTER, Delivery, ROWS};
+use mixsync_proto::v1;
+use mixsync_state::{NewDeadLetter, ProgressOutcome, Stage, StateError, StateStore};
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+
+/// Unacked dead letters the broker sends ahead.
+const PREFETCH: u16 = 16;
+/// Wait before handing a dead letter back when the state database is unreachable.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The rule of failed records made from dead-lettered batches.
+pub(crate) const RULE: &str = "dead_letter";
+
+/// Consumes dead letters until `shutdown`.
+pub(crate) async fn consume(
+    state: StateStore,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let mut consumer = bus.consume(DEAD_LETTER, PREFETCH).await?;
+    loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => break,
+            delivery = consumer.next() => delivery,
+        };
+        let Some(delivery) = delivery else { break };
+        match keep(&state, &delivery).await {
+            Ok(()) => settle(delivery.ack().await),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot keep a dead letter now; will retry");
+                tokio::time::sleep(RETRY_DELAY).await;
+                settle(delivery.nack_requeue().await);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Accounts the dead letter's rows (when it has a run) and keeps it.
+async fn keep(state: &StateStore, delivery: &Delivery) -> Result<(), StateError> {
+    let mut letter = match delivery.decode_dead_letter() {
+        Ok(letter) => letter,
+        Err(e) => v1::DeadLetter {
+            reason: format!("not a mixsync.v1.DeadLetter ({e}); kept raw"),
+            original: delivery.body.clone(),
+            headers: delivery.headers.clone().into_iter().collect(),
+            queue: delivery
+                .headers
+                .get("x-first-death-queue")
+                .cloned()
+                .unwrap_or_default(),
+            ..v1::DeadLetter::default()
+        },
+    };
+    let mut failed_records = 0;
+    if let Some(progress) = as_progress(&mut letter) {
+        match state.apply_progress(&progress).await {
+            Ok(ProgressOutcome::Applied { .. }) => failed_records = progress.failed,
+            Ok(ProgressOutcome::Duplicate) => {
+                tracing::info!(run_id = %progress.run_id, batch_id = %progress.batch_id,
+                    "dead-lettered batch already accounted; kept only");
+            }
+            Ok(ProgressOutcome::UnknownRun) => {
+                tracing::warn!(run_id = %progress.run_id, "dead-lettered batch of an unknown run; kept only");
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                letter.reason =
+                    format!("{} (and control could not account it: {e})", letter.reason);
+            }
+        }
+    }
+    if letter.run_id.is_empty() {
+        tracing::error!(queue = %letter.queue, reason = %letter.reason, bytes = letter.original.len(),
+            "a dead-lettered message names no run; kept raw in dead_letters");
+    }
+    let opt = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+    state
+        .insert_dead_letter(&NewDeadLetter {
+            run_id: opt(&letter.run_id),
+            activation_id: opt(&letter.activation_id),
+            batch_id: opt(&letter.batch_id),
+            stage: Stage::from_proto(letter.stage()),
+            queue: letter.queue.clone(),
+            reason: letter.reason.clone(),
+            headers: letter.headers.clone().into_iter().collect(),
+            original: letter.original.clone(),
+            failed_records,
+        })
+        .await?;
+    Ok(())
+}
+
+/// The progress report that accounts a dead-lettered RowBatch (stage MAP) or RecordBatch
+/// (stage LOAD) as failed; fills the letter's run, activation and batch from it. `None` when
+/// the original is neither, or names no run.
+fn as_progress(letter: &mut v1::DeadLetter) -> Option<v1::Progress> {
+    let failure = |row_number, key: String, row, record_json| v1::FailedRow {
+        row_number,
+        key,
+        field: String::new(),
+        rule: RULE.to_owned(),
+        message: letter.reason.clone(),
+        row,
+        record_json,
+    };
+    let progress = if letter.queue == ROWS {
+        let batch = v1::RowBatch::decode(letter.original.as_slice()).ok()?;
+        let failures: Vec<_> = batch
+            .rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                failure(
+                    batch.first_row_number + i as u64,
+                    String::new(),
+                    Some(row),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        v1::Progress {
+            run_id: batch.run_id,
+            batch_id: batch.batch_id,
+            stage: v1::Stage::Map.into(),
+            failed: failures.len() as u64,
+            failures,
+            columns: batch.columns,
+            activation_id: batch.activation_id,
+            ..v1::Progress::default()
+        }
+    } else if letter.queue.starts_with("mixsync.load.") {
+        let batch = v1::RecordBatch::decode(letter.original.as_slice()).ok()?;
+        let failures: Vec<_> = batch
+            .records
+            .into_iter()
+            .map(|r| failure(r.row_number, r.key, r.source, r.json))
+            .collect();
+        v1::Progress {
+            run_id: batch.run_id,
+            batch_id: batch.batch_id,
+            stage: v1::Stage::Load.into(),
+            failed: failures.len() as u64,
+            failures,
+            columns: batch.columns,
+            activation_id: batch.activation_id,
+            ..v1::Progress::default()
+        }
+    } else {
+        return None;
+    };
+    if progress.run_id.is_empty() || progress.batch_id.is_empty() {
+        return None;
+    }
+    letter.run_id.clone_from(&progress.run_id);
+    if letter.activation_id.is_empty() {
+        letter.activation_id.clone_from(&progress.activation_id);
+    }
+    if letter.batch_id.is_empty() {
+        letter.batch_id.clone_from(&progress.batch_id);
+    }
+    if letter.stage() == v1::Stage::Unspecified {
+        letter.set_stage(progress.stage());
+    }
+    Some(progress)
+}
+
+fn settle(result: Result<(), BusError>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot settle a dead letter; it will be redelivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(queue: &str, original: Vec<u8>) -> v1::DeadLetter {
+        v1::DeadLetter {
+            queue: queue.into(),
+            reason: "poison".into(),
+            original,
+            ..v1::DeadLetter::default()
+        }
+    }
+
+    #[test]
+    fn a_dead_row_batch_fails_its_rows_at_map() {
+        let batch = v1::RowBatch {
+            run_id: "r".into(),
+            activation_id: "a".into(),
+            batch_id: "r-3".into(),
+            columns: vec!["c".into()],
+            rows: vec![v1::Row::default(), v1::Row::default()],
+            first_row_number: 11,
+            ..v1::RowBatch::default()
+        };
+        let mut l = letter(ROWS, batch.encode_to_vec());
+        let p = as_progress(&mut l).expect("a progress report");
+        assert_eq!(
+            (p.stage(), p.failed, p.batch_id.as_str()),
+            (v1::Stage::Map, 2, "r-3")
+        );
+        let numbers: Vec<u64> = p.failures.iter().map(|f| f.row_number).collect();
+        assert_eq!(numbers, [11, 12]);
+        assert!(
+            p.failures
+                .iter()
+                .all(|f| f.rule == RULE && f.message == "poison")
+        );
+        assert_eq!((l.run_id.as_str(), l.stage()), ("r", v1::Stage::Map));
+    }
+
+    #[test]
+    fn a_dead_record_batch_fails_its_records_at_load() {
+        let batch = v1::RecordBatch {
+            run_id: "r".into(),
+            batch_id: "r-0".into(),
+            records: vec![v1::Record {
+                row_number: 4,
+                key: "k".into(),
+                json: b"{}".to_vec(),
+                ..v1::Record::default()
+            }],
+            ..v1::RecordBatch::default()
+        };
+        let mut l = letter("mixsync.load.events", batch.encode_to_vec());
+        let p = as_progress(&mut l).expect("a progress report");
+        assert_eq!((p.stage(), p.failed), (v1::Stage::Load, 1));
+        assert_eq!(p.failures[0].record_json, b"{}");
+    }
+
+    #[test]
+    fn garbage_names_no_run() {
+        let mut l = letter(ROWS, b"\xff\xfe not protobuf".to_vec());
+        assert!(as_progress(&mut l).is_none());
+        assert!(l.run_id.is_empty());
+        let mut l = letter("mixsync.progress", Vec::new());
+        assert!(as_progress(&mut l).is_none());
+    }
+}

@@ -1,0 +1,56 @@
+//! Cancelling runs: a queued run ends CANCELLED at once; a running one is marked, its
+//! extractor stops reading, and it ends CANCELLED once what was extracted is accounted for.
+
+use crate::error::StateError;
+use crate::runs::{COLUMNS, Run, from_row};
+use crate::snapshots::forget_run_keys;
+use crate::store::StateStore;
+
+impl StateStore {
+    /// Asks a run to stop. A queued run ends CANCELLED now; a running one is marked
+    /// cancel-requested (see [`StateStore::cancel_requested`]); a run that already ended is
+    /// returned unchanged.
+    pub async fn request_cancel(&self, id: &str) -> Result<Run, StateError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let sql = format!(
+            "UPDATE runs SET state = 'cancelled', cancel_requested_at = now(), finished_at = now(),
+                 updated_at = now()
+             WHERE id = $1 AND state = 'queued' RETURNING {COLUMNS}"
+        );
+        let row = match tx.query_opt(&sql, &[&id]).await? {
+            Some(row) => {
+                forget_run_keys(&tx, id).await?;
+                Some(row)
+            }
+            None => {
+                let sql = format!(
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                         updated_at = now()
+                     WHERE id = $1 AND state = 'running' RETURNING {COLUMNS}"
+                );
+                tx.query_opt(&sql, &[&id]).await?
+            }
+        };
+        tx.commit().await?;
+        match row {
+            Some(row) => from_row(&row),
+            None => self.get_run(id).await,
+        }
+    }
+
+    /// Whether the extraction of run `id` should stop: cancel was requested or the run already
+    /// ended (an unknown run is `false`: the extractor dead-letters its request). One indexed
+    /// row read, cheap enough for every batch.
+    pub async fn cancel_requested(&self, id: &str) -> Result<bool, StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT cancel_requested_at IS NOT NULL OR state NOT IN ('queued', 'running')
+                 FROM runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get(0)))
+    }
+}
