@@ -152,19 +152,28 @@ async fn running_an_activation_twice_leaves_no_duplicates() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_slow_the_run_but_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     let mut world = World::new("faults").await?;
-    // The emulator's own rate limit is low, the loader's is off: Mixpanel answers some 429s.
+    // The emulator's own rate limit is low and the loader's is off, so Mixpanel may answer 429s of
+    // its own; small requests (200 events, ~100 of them) make the injected faults below — 20% of
+    // requests, a quarter of those 429s, the rest 503s — certain to include both kinds.
     world
         .env
         .push(("MIXSYNC_EMULATOR_EVENTS_PER_SEC".into(), "4000".into()));
     world
         .env
         .push(("MIXSYNC_LOADER_RATE_LIMIT".into(), "off".into()));
+    world
+        .env
+        .push(("MIXSYNC_LOADER_MAX_BATCH_EVENTS".into(), "200".into()));
     seed(&mut world, 20_000, false).await?;
     let mut control = world.start_all().await?;
     let (wh, target) = warehouse_and_target(&world, &mut control).await?;
     set_faults(
         &world,
-        serde_json::json!({"error_rate": 0.2, "error_statuses": [503], "endpoints": ["import"]}),
+        serde_json::json!({
+            "error_rate": 0.2,
+            "error_statuses": [503, 503, 503, 429],
+            "endpoints": ["import"]
+        }),
     )
     .await?;
     let activation =

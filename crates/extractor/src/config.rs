@@ -9,6 +9,8 @@ use secrecy::SecretString;
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsync";
 /// Rows per `RowBatch` when `MIXSYNC_EXTRACT_BATCH_ROWS` is unset.
 pub const DEFAULT_BATCH_ROWS: usize = 500;
+/// Default bound on rows extracted but not yet accounted for downstream.
+pub const DEFAULT_MAX_IN_FLIGHT_ROWS: u64 = 100_000;
 /// The largest `MIXSYNC_EXTRACT_BATCH_ROWS` accepted, to keep messages well under RabbitMQ's
 /// frame limits.
 pub const MAX_BATCH_ROWS: usize = 10_000;
@@ -58,6 +60,11 @@ pub struct Config {
     /// The activation query's statement timeout (`MIXSYNC_STATEMENT_TIMEOUT`, default 30 min):
     /// seconds, or a number with a unit `ms`, `s`, `m` or `h`; `0` for none.
     pub statement_timeout: Duration,
+    /// Rows read but not yet accounted for downstream (skipped, loaded or failed) after which
+    /// reading waits (`MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS`, default 100,000; `0` for no bound).
+    /// It keeps RabbitMQ's queues short against a slow or rate-limited target and lets a
+    /// cancel stop a run within seconds.
+    pub max_in_flight_rows: u64,
 }
 
 impl Config {
@@ -84,12 +91,21 @@ impl Config {
                 expected: "seconds, or a number with a unit ms, s, m or h (e.g. 30m)",
             })?,
         };
+        let max_in_flight_rows = match var("MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS")? {
+            None => DEFAULT_MAX_IN_FLIGHT_ROWS,
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS",
+                value: v,
+                expected: "a whole number of rows (0 for no bound)",
+            })?,
+        };
         Ok(Self {
             database_url,
             secret_key,
             bus: BusConfig::from_env()?,
             batch_rows,
             statement_timeout,
+            max_in_flight_rows,
         })
     }
 }

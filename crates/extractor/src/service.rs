@@ -1,6 +1,8 @@
 //! The service loop: `ExtractRequest` in, `RowBatch`es and `Progress` reports out.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
@@ -31,8 +33,8 @@ async fn confirmed(task: JoinHandle<Result<(), BusError>>) -> Result<(), BusErro
     }
 }
 
-/// How often, at most, the extraction asks the state store whether its run was cancelled (one
-/// indexed row read, between batches).
+/// How often, at most, the extraction asks the state store whether its run was cancelled and how
+/// far downstream has got (one indexed row read, between batches).
 const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a batch callback stopped the stream.
@@ -73,6 +75,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             statement_timeout: config.statement_timeout,
             batch_rows: config.batch_rows,
         },
+        max_in_flight_rows: config.max_in_flight_rows,
     };
     tracing::info!(
         batch_rows = config.batch_rows,
@@ -101,6 +104,7 @@ struct Extractor {
     state: StateStore,
     publisher: Publisher,
     options: StreamOptions,
+    max_in_flight_rows: u64,
 }
 
 /// How a request ended.
@@ -165,13 +169,19 @@ impl Extractor {
         let mut in_flight = VecDeque::new();
         let (mut rows_sent, mut batches_sent) = (0u64, 0u64);
         let mut last_check = Instant::now();
+        // Rows accounted for downstream, as of the last check.
+        let resolved = Arc::new(AtomicU64::new(0));
         let result = warehouse
             .stream(&plan.query, &self.options, |batch| {
                 rows_sent += batch.rows.len() as u64;
                 batches_sent += 1;
                 // Between batches, now and then: has the run been cancelled?
-                let check = (!batch.last && last_check.elapsed() >= CANCEL_CHECK_EVERY)
-                    .then(|| (self.state.clone(), plan.run_id.clone()));
+                let (sent, max_in_flight) = (rows_sent, self.max_in_flight_rows);
+                // Also check at once when the rows in flight may be over the bound.
+                let over = max_in_flight > 0
+                    && sent.saturating_sub(resolved.load(Ordering::Relaxed)) > max_in_flight;
+                let check = (!batch.last && (over || last_check.elapsed() >= CANCEL_CHECK_EVERY))
+                    .then(|| (self.state.clone(), plan.run_id.clone(), resolved.clone()));
                 if check.is_some() {
                     last_check = Instant::now();
                 }
@@ -187,10 +197,23 @@ impl Extractor {
                     if let Some(task) = oldest {
                         confirmed(task).await.map_err(Stop::Bus)?;
                     }
-                    if let Some((state, run_id)) = check {
+                    if let Some((state, run_id, known)) = check {
                         // An unreadable state store is not a reason to stop: check next time.
-                        if state.cancel_requested(&run_id).await.unwrap_or(false) {
-                            return Err(Stop::Cancelled);
+                        loop {
+                            let Ok((stop, resolved)) = state.extraction_pressure(&run_id).await
+                            else {
+                                break;
+                            };
+                            known.store(resolved, Ordering::Relaxed);
+                            if stop {
+                                return Err(Stop::Cancelled);
+                            }
+                            // Backpressure: wait while too many rows are still on their way.
+                            if max_in_flight == 0 || sent.saturating_sub(resolved) <= max_in_flight
+                            {
+                                break;
+                            }
+                            tokio::time::sleep(CANCEL_CHECK_EVERY).await;
                         }
                     }
                     Ok(())

@@ -22,6 +22,15 @@ struct Running {
 
 impl Running {
     fn start(state_db: &TestDb, bus: &Bus, batch_rows: usize) -> Self {
+        Self::start_bounded(state_db, bus, batch_rows, 100_000)
+    }
+
+    fn start_bounded(
+        state_db: &TestDb,
+        bus: &Bus,
+        batch_rows: usize,
+        max_in_flight_rows: u64,
+    ) -> Self {
         let config = Config {
             database_url: state_db.url().into(),
             secret_key: SECRET_KEY.to_owned().into(),
@@ -31,6 +40,7 @@ impl Running {
             },
             batch_rows,
             statement_timeout: Duration::from_secs(30),
+            max_in_flight_rows,
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(mixsync_extractor::run(config, shutdown.clone()));
@@ -193,6 +203,66 @@ async fn undecodable_requests_and_unknown_runs_are_dead_lettered() {
     bus.publisher().publish(EXTRACT, &unknown).await.unwrap();
     let letter = next(&mut dead).await.decode_dead_letter().unwrap();
     assert_eq!(letter.reason, "run `no-such-run` not found");
+
+    service.stop().await;
+    bus.purge_and_delete_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() {
+    let warehouse = TestDb::create(
+        "CREATE TABLE signups AS
+         SELECT g AS id, 'u' || g AS user_id, 1700000000 + g AS ts FROM generate_series(1, 5000) AS g",
+    )
+    .await;
+    let state_db = TestDb::create("").await;
+    let store = state(&state_db).await;
+    let (run_id, activation_id) = seed_run(
+        &store,
+        &warehouse.name,
+        "SELECT id, user_id, ts FROM signups ORDER BY id",
+    )
+    .await;
+    let bus = bus().await;
+    let mut progress = bus.consume(PROGRESS, 100).await.unwrap();
+    // Nothing downstream accounts for the rows, so the extractor must stop near the bound.
+    let service = Running::start_bounded(&state_db, &bus, 50, 200);
+    bus.publisher()
+        .publish(
+            EXTRACT,
+            &ExtractRequest {
+                run_id: run_id.clone(),
+                activation_id,
+                full_resync: false,
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut extracted = 0;
+    while let Ok(Some(delivery)) =
+        tokio::time::timeout(Duration::from_secs(3), progress.next()).await
+    {
+        let report = Progress::decode(delivery.body.as_slice()).unwrap();
+        delivery.ack().await.unwrap();
+        assert!(report.terminal.is_none(), "{report:?}");
+        extracted += report.extracted;
+    }
+    // The bound (200) plus what was read before the next check and the publish window.
+    assert!(
+        (200..=1000).contains(&extracted),
+        "extraction should wait near 200 rows in flight, read {extracted} of 5000"
+    );
+
+    store.request_cancel(&run_id).await.unwrap();
+    let delivery = next(&mut progress).await;
+    let report = Progress::decode(delivery.body.as_slice()).unwrap();
+    delivery.ack().await.unwrap();
+    assert_eq!(report.batch_id, format!("{run_id}-cancelled"));
+    let Some(Terminal::ExtractionFinished(done)) = report.terminal else {
+        panic!("{report:?}")
+    };
+    assert_eq!(done.total_rows, extracted, "the rows actually sent");
 
     service.stop().await;
     bus.purge_and_delete_all().await.unwrap();

@@ -53,4 +53,22 @@ impl StateStore {
             .await?;
         Ok(row.is_some_and(|row| row.get(0)))
     }
+
+    /// What the extractor of run `id` needs between batches: whether to stop (as
+    /// [`StateStore::cancel_requested`]) and how many rows are accounted for downstream
+    /// (`skipped + loaded + failed`), so it can keep the rows in flight bounded.
+    pub async fn extraction_pressure(&self, id: &str) -> Result<(bool, u64), StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT cancel_requested_at IS NOT NULL OR state NOT IN ('queued', 'running'),
+                        skipped + loaded + failed
+                 FROM runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map_or((false, 0), |row| {
+            (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))
+        }))
+    }
 }
