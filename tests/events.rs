@@ -297,3 +297,87 @@ async fn write_queries_are_refused_by_the_read_only_transaction() -> anyhow::Res
     world.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_and_an_unreachable_warehouse_fail_the_run_with_the_reason()
+-> anyhow::Result<()> {
+    let mut world = World::new("refused").await?;
+    seed(&mut world, 1_000, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, _) = warehouse_and_target(&world, &mut control).await?;
+    // The viewer account passes TestTarget (it can read the project) but may not import: 403.
+    let viewer = control
+        .create_target(pb::CreateTargetRequest {
+            target: Some(pb::TargetSpec {
+                name: "viewer".into(),
+                project_id: "1".into(),
+                residency: pb::Residency::Us as i32,
+                base_url: world.emulator_url(),
+                token: "demo-token".into(),
+                service_account_username: "demo-viewer".into(),
+                service_account_secret: "demo-viewer-secret".into(),
+            }),
+        })
+        .await?
+        .into_inner()
+        .target
+        .expect("a target");
+    let activation =
+        events_activation(&mut control, "refused", &wh, &viewer.id, QUERY, &[]).await?;
+    let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(run.state, pb::RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error_message.contains("demo-viewer") && run.error_message.contains("Owner or Admin"),
+        "the reason names the account and Mixpanel's answer: {}",
+        run.error_message
+    );
+    let (failed, _) = failed_records(&mut control, &run.id).await?;
+    assert!(
+        failed.is_empty(),
+        "refused credentials are not row failures: {} rows",
+        failed.len()
+    );
+    assert_eq!(emulator_events(&world).await?.len(), 0);
+
+    // The warehouse goes away: the run fails with the reason, nothing is sent.
+    let target = emulator_target(&mut control).await?;
+    let activation = events_activation(&mut control, "gone", &wh, &target, QUERY, &[]).await?;
+    let admin = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    tokio::spawn(admin.1);
+    world.drop_warehouse_connection();
+    admin
+        .0
+        .batch_execute(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            world.warehouse_db
+        ))
+        .await?;
+    let run = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(run.state, pb::RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error_message.contains(&world.warehouse_db)
+            || run.error_message.contains("does not exist"),
+        "the reason says what is wrong: {}",
+        run.error_message
+    );
+    world.cleanup().await;
+    Ok(())
+}
+
+/// The emulator target created by [`warehouse_and_target`] (by name).
+async fn emulator_target(control: &mut Control) -> anyhow::Result<String> {
+    let targets = control
+        .list_targets(pb::ListTargetsRequest::default())
+        .await?
+        .into_inner()
+        .targets;
+    Ok(targets
+        .into_iter()
+        .find(|t| t.name == "emulator")
+        .map(|t| t.id)
+        .unwrap_or_default())
+}

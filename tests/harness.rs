@@ -134,6 +134,11 @@ impl World {
         Ok(self.warehouse.as_ref().expect("just set"))
     }
 
+    /// Closes the test's own connection to the warehouse (e.g. before dropping its database).
+    pub fn drop_warehouse_connection(&mut self) {
+        self.warehouse = None;
+    }
+
     fn service_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             (
