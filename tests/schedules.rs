@@ -266,7 +266,7 @@ async fn a_slow_run_is_not_overlapped_and_pause_stops_scheduling() -> anyhow::Re
 /// that add up and exactly the loaded events in the emulator.
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_large_run_stops_it_with_true_counts() -> anyhow::Result<()> {
-    const ROWS: u64 = 300_000;
+    const ROWS: u64 = 1_000_000;
     let mut world = World::new("cancel").await?;
     seed(&mut world, ROWS as i64).await?;
     let mut control = world.start_all().await?;
@@ -287,7 +287,8 @@ async fn cancelling_a_large_run_stops_it_with_true_counts() -> anyhow::Result<()
         .run
         .unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while counts(&get_run(&mut control, &run.id).await?).extracted == 0 {
+    // Cancel deep into the run: far more rows read than the extractor keeps in flight (50,000).
+    while counts(&get_run(&mut control, &run.id).await?).extracted < 150_000 {
         anyhow::ensure!(Instant::now() < deadline, "the run did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -305,8 +306,10 @@ async fn cancelling_a_large_run_stops_it_with_true_counts() -> anyhow::Result<()
     assert_adds_up(&ended);
     let c = counts(&ended);
     assert!(c.extracted < ROWS, "extraction did not stop: {c:?}");
+    eprintln!("cancel took {took:?}: {c:?}");
+    // Only what is in flight drains (at most ~50,000 rows through a 300 ms Mixpanel).
     assert!(
-        took < Duration::from_secs(45),
+        took < Duration::from_secs(30),
         "cancel took {took:?}: {c:?}"
     );
     let stored = emulator_stats(&world).await?;

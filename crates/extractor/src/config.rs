@@ -10,7 +10,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsy
 /// Rows per `RowBatch` when `MIXSYNC_EXTRACT_BATCH_ROWS` is unset.
 pub const DEFAULT_BATCH_ROWS: usize = 500;
 /// Default bound on rows extracted but not yet accounted for downstream.
-pub const DEFAULT_MAX_IN_FLIGHT_ROWS: u64 = 100_000;
+pub const DEFAULT_MAX_IN_FLIGHT_ROWS: u64 = 50_000;
 /// The largest `MIXSYNC_EXTRACT_BATCH_ROWS` accepted, to keep messages well under RabbitMQ's
 /// frame limits.
 pub const MAX_BATCH_ROWS: usize = 10_000;
@@ -61,7 +61,7 @@ pub struct Config {
     /// seconds, or a number with a unit `ms`, `s`, `m` or `h`; `0` for none.
     pub statement_timeout: Duration,
     /// Rows read but not yet accounted for downstream (skipped, loaded or failed) after which
-    /// reading waits (`MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS`, default 100,000; `0` for no bound).
+    /// reading waits (`MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS`, default 50,000; `0` for no bound).
     /// It keeps RabbitMQ's queues short against a slow or rate-limited target and lets a
     /// cancel stop a run within seconds.
     pub max_in_flight_rows: u64,
