@@ -88,7 +88,10 @@ impl StateStore {
             &plan.activation_id,
         ];
         // Rows are inserted in key order, so concurrent batches sharing keys lock them in the
-        // same order and cannot deadlock.
+        // same order and cannot deadlock. The snapshot is read with one primary-key probe per key
+        // (LATERAL with LIMIT, which the planner cannot flatten into a join): a join let it
+        // sort-merge the activation's whole snapshot (a million rows, with stale statistics
+        // while a first run fills it) for every batch of 500.
         let rows = self
             .client()
             .await?
@@ -96,7 +99,11 @@ impl StateStore {
                 "INSERT INTO run_keys (run_id, key, batch_id, row_number, send)
                  SELECT $1, i.k, $2, i.n, ($6 OR s.row_hash IS DISTINCT FROM i.h)
                  FROM unnest($3::text[], $4::bigint[], $5::bytea[]) AS i(k, n, h)
-                 LEFT JOIN sync_snapshots s ON s.activation_id = $7 AND s.key = i.k
+                 LEFT JOIN LATERAL (
+                     SELECT row_hash FROM sync_snapshots
+                     WHERE activation_id = $7 AND key = i.k
+                     LIMIT 1
+                 ) s ON true
                  WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND state IN ('queued', 'running'))
                  ORDER BY i.k
                  ON CONFLICT (run_id, key) DO UPDATE SET batch_id = run_keys.batch_id
