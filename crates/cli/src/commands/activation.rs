@@ -283,24 +283,11 @@ pub(crate) async fn run(
             });
         }
         ActivationCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = control
-                    .list_activations(pb::ListActivationsRequest {
-                        page_size: 200,
-                        page_token,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                all.extend(page.activations.iter().map(Activation::from));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
+            let all: Vec<Activation> = super::all_activations(&mut control)
+                .await?
+                .iter()
+                .map(Activation::from)
+                .collect();
             output.print(&all, || list_text(&all));
         }
         ActivationCommand::Delete { id_or_name } => {

@@ -10,11 +10,9 @@ use mixsync_proto::v1 as pb;
 
 use crate::client::{Control, status_error};
 
-/// Finds a warehouse by id or by name.
-pub(crate) async fn find_warehouse(
-    control: &mut Control,
-    key: &str,
-) -> anyhow::Result<Option<pb::Warehouse>> {
+/// Every warehouse, all pages.
+pub(crate) async fn all_warehouses(control: &mut Control) -> anyhow::Result<Vec<pb::Warehouse>> {
+    let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
         let page = control
@@ -25,25 +23,17 @@ pub(crate) async fn find_warehouse(
             .await
             .map_err(status_error)?
             .into_inner();
-        if let Some(w) = page
-            .warehouses
-            .into_iter()
-            .find(|w| w.id == key || w.name == key)
-        {
-            return Ok(Some(w));
-        }
+        all.extend(page.warehouses);
         if page.next_page_token.is_empty() {
-            return Ok(None);
+            return Ok(all);
         }
         page_token = page.next_page_token;
     }
 }
 
-/// Finds a target by id or by name.
-pub(crate) async fn find_target(
-    control: &mut Control,
-    key: &str,
-) -> anyhow::Result<Option<pb::Target>> {
+/// Every target, all pages.
+pub(crate) async fn all_targets(control: &mut Control) -> anyhow::Result<Vec<pb::Target>> {
+    let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
         let page = control
@@ -54,25 +44,17 @@ pub(crate) async fn find_target(
             .await
             .map_err(status_error)?
             .into_inner();
-        if let Some(t) = page
-            .targets
-            .into_iter()
-            .find(|t| t.id == key || t.name == key)
-        {
-            return Ok(Some(t));
-        }
+        all.extend(page.targets);
         if page.next_page_token.is_empty() {
-            return Ok(None);
+            return Ok(all);
         }
         page_token = page.next_page_token;
     }
 }
 
-/// Finds an activation by id or by name.
-pub(crate) async fn find_activation(
-    control: &mut Control,
-    key: &str,
-) -> anyhow::Result<Option<pb::Activation>> {
+/// Every activation, all pages.
+pub(crate) async fn all_activations(control: &mut Control) -> anyhow::Result<Vec<pb::Activation>> {
+    let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
         let page = control
@@ -84,18 +66,39 @@ pub(crate) async fn find_activation(
             .await
             .map_err(status_error)?
             .into_inner();
-        if let Some(a) = page
-            .activations
-            .into_iter()
-            .find(|a| a.id == key || a.name == key)
-        {
-            return Ok(Some(a));
-        }
+        all.extend(page.activations);
         if page.next_page_token.is_empty() {
-            return Ok(None);
+            return Ok(all);
         }
         page_token = page.next_page_token;
     }
+}
+
+/// Finds a warehouse by id or by name.
+pub(crate) async fn find_warehouse(
+    control: &mut Control,
+    key: &str,
+) -> anyhow::Result<Option<pb::Warehouse>> {
+    let all = all_warehouses(control).await?;
+    Ok(all.into_iter().find(|w| w.id == key || w.name == key))
+}
+
+/// Finds a target by id or by name.
+pub(crate) async fn find_target(
+    control: &mut Control,
+    key: &str,
+) -> anyhow::Result<Option<pb::Target>> {
+    let all = all_targets(control).await?;
+    Ok(all.into_iter().find(|t| t.id == key || t.name == key))
+}
+
+/// Finds an activation by id or by name.
+pub(crate) async fn find_activation(
+    control: &mut Control,
+    key: &str,
+) -> anyhow::Result<Option<pb::Activation>> {
+    let all = all_activations(control).await?;
+    Ok(all.into_iter().find(|a| a.id == key || a.name == key))
 }
 
 /// The id of a warehouse, target or activation given by id or name, or a clear error.

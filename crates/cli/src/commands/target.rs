@@ -137,23 +137,11 @@ pub(crate) async fn run(
             output.print(&t, || list_text(std::slice::from_ref(&t)));
         }
         TargetCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = control
-                    .list_targets(pb::ListTargetsRequest {
-                        page_size: 200,
-                        page_token,
-                    })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                all.extend(page.targets.iter().map(Target::from));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
+            let all: Vec<Target> = super::all_targets(&mut control)
+                .await?
+                .iter()
+                .map(Target::from)
+                .collect();
             output.print(&all, || list_text(&all));
         }
         TargetCommand::Delete { id_or_name } => {

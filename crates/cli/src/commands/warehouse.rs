@@ -104,23 +104,11 @@ pub(crate) async fn run(
             output.print(&w, || list_text(std::slice::from_ref(&w)));
         }
         WarehouseCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = control
-                    .list_warehouses(pb::ListWarehousesRequest {
-                        page_size: 200,
-                        page_token,
-                    })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                all.extend(page.warehouses.iter().map(Warehouse::from));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
+            let all: Vec<Warehouse> = super::all_warehouses(&mut control)
+                .await?
+                .iter()
+                .map(Warehouse::from)
+                .collect();
             output.print(&all, || list_text(&all));
         }
         WarehouseCommand::Delete { id_or_name } => {
