@@ -144,6 +144,22 @@ async fn bad_rows_are_listed_by_reason_and_replayed_after_the_mapping_is_fixed()
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout)?;
     assert_eq!(listed["total_count"], 500);
     assert_eq!(listed["reasons"].as_array().map(Vec::len), Some(5));
+    for reason in listed["reasons"].as_array().into_iter().flatten() {
+        // Each reason's example is a record of that reason.
+        let id = reason["example_record_id"].as_str().unwrap_or_default();
+        let example = failed
+            .iter()
+            .find(|f| f.id == id)
+            .with_context(|| format!("example {id} of {reason}"))?;
+        assert_eq!(
+            (example.field.as_str(), example.rule.as_str()),
+            (
+                reason["field"].as_str().unwrap_or_default(),
+                reason["rule"].as_str().unwrap_or_default()
+            ),
+            "{reason}"
+        );
+    }
     let table = mixsync(&world, &["failed", "list", &run.id]).await?;
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("500 failed records"), "{table}");
@@ -226,6 +242,7 @@ async fn dead_letters(control: &mut Control) -> anyhow::Result<Vec<pb::DeadLette
 async fn a_poison_message_is_kept_from_the_dead_letter_queue_not_lost_or_looped()
 -> anyhow::Result<()> {
     let mut world = World::new("poison").await?;
+    seed(&mut world).await?;
     let mut control = world.start_all().await?;
     let bus = mixsync_bus::Bus::connect(mixsync_bus::BusConfig {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
@@ -264,6 +281,68 @@ async fn a_poison_message_is_kept_from_the_dead_letter_queue_not_lost_or_looped(
     assert_eq!(kept.len(), 1, "{kept:?}");
     let names: HashSet<&str> = kept.iter().map(|k| k.queue.as_str()).collect();
     assert_eq!(names.len(), 1);
+    // The CLI lists it.
+    let listed = mixsync(&world, &["failed", "dead-letters"]).await?;
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.starts_with("1 dead letters"), "{text}");
+    assert!(
+        text.contains("mixsync.rows") && text.contains("RowBatch"),
+        "{text}"
+    );
+
+    // A run whose extraction request is dead-lettered cannot add up: it ends FAILED, saying so.
+    world.kill("extractor").await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation = control
+        .create_activation(pb::CreateActivationRequest {
+            activation: Some(spec(&wh, &target, "")),
+        })
+        .await?
+        .into_inner()
+        .activation
+        .context("no activation")?;
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id: activation.id.clone(),
+            full_resync: false,
+        })
+        .await?
+        .into_inner()
+        .run
+        .context("no run")?;
+    let request = pb::ExtractRequest {
+        run_id: run.id.clone(),
+        activation_id: activation.id.clone(),
+        full_resync: false,
+    };
+    let letter = pb::DeadLetter {
+        stage: pb::Stage::Extract as i32,
+        reason: "the extractor gave up".into(),
+        original: prost::Message::encode_to_vec(&request),
+        queue: mixsync_bus::EXTRACT.into(),
+        ..Default::default()
+    };
+    bus.publisher()
+        .publish(mixsync_bus::DEAD_LETTER, &letter)
+        .await?;
+    let ended = wait_for_end(&mut control, &run.id, RUN_TIMEOUT).await?;
+    assert_eq!(ended.state, pb::RunState::Failed as i32, "{ended:?}");
+    assert!(
+        ended
+            .error_message
+            .contains("extraction request was dead-lettered")
+            && ended.error_message.contains("the extractor gave up"),
+        "{ended:?}"
+    );
+    let listed = mixsync(
+        &world,
+        &["failed", "dead-letters", "--run", &run.id, "-o", "json"],
+    )
+    .await?;
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(listed["total_count"], 1, "{listed}");
+    assert_eq!(listed["dead_letters"][0]["queue"], mixsync_bus::EXTRACT);
     bus.close().await;
     world.cleanup().await;
     Ok(())
@@ -357,6 +436,7 @@ async fn a_dead_lettered_batch_becomes_failed_records_of_its_run_and_can_be_repl
             pb::ExtractionFinished {
                 total_rows: 10,
                 batches: 1,
+                total_unknown: false,
             },
         )),
         ..Default::default()

@@ -2,11 +2,13 @@
 //! published, or a raw message the broker dead-lettered — is kept in the state store, decodable
 //! or not. When the original is a run's RowBatch or RecordBatch, its rows become failed records
 //! of that run (rule `dead_letter`) and are accounted like that batch's progress report, so the
-//! run still ends with `extracted = skipped + loaded + failed`. Acked once durable.
+//! run still ends with `extracted = skipped + loaded + failed`. When it is a run's
+//! ExtractRequest or one of its progress reports, the run can never add up: it ends FAILED with
+//! the reason (its rows are not lost: the run can be triggered again). Acked once durable.
 
 use std::time::Duration;
 
-use mixsync_bus::{Bus, BusError, DEAD_LETTER, Delivery, ROWS};
+use mixsync_bus::{Bus, BusError, DEAD_LETTER, Delivery, EXTRACT, PROGRESS, ROWS};
 use mixsync_proto::v1;
 use mixsync_state::{NewDeadLetter, ProgressOutcome, Stage, StateError, StateStore};
 use prost::Message as _;
@@ -75,6 +77,17 @@ async fn keep(state: &StateStore, delivery: &Delivery) -> Result<(), StateError>
             Err(e) => {
                 letter.reason =
                     format!("{} (and control could not account it: {e})", letter.reason);
+            }
+        }
+    }
+    if let Some((run_id, message)) = run_failure(&mut letter) {
+        match state.fail_run(&run_id, &message).await {
+            Ok(run) => {
+                tracing::error!(run_id, state = %run.state, message, "a dead letter ends its run")
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "cannot fail the run of a dead letter; kept only")
             }
         }
     }
@@ -173,6 +186,50 @@ fn as_progress(letter: &mut v1::DeadLetter) -> Option<v1::Progress> {
     Some(progress)
 }
 
+/// The run a dead-lettered ExtractRequest or progress report leaves unable to finish, and why
+/// it fails; fills the letter's run, activation and batch from it.
+fn run_failure(letter: &mut v1::DeadLetter) -> Option<(String, String)> {
+    let (run_id, activation_id, batch_id, message) = if letter.queue == EXTRACT {
+        let request = v1::ExtractRequest::decode(letter.original.as_slice()).ok()?;
+        let message = format!(
+            "its extraction request was dead-lettered: {}; trigger the run again",
+            letter.reason
+        );
+        (
+            request.run_id,
+            request.activation_id,
+            String::new(),
+            message,
+        )
+    } else if letter.queue == PROGRESS {
+        let progress = v1::Progress::decode(letter.original.as_slice()).ok()?;
+        let message = format!(
+            "the progress report of batch `{}` could not be recorded ({}), so the run's counts \
+             cannot add up; trigger the run again",
+            progress.batch_id, letter.reason
+        );
+        (
+            progress.run_id,
+            progress.activation_id,
+            progress.batch_id,
+            message,
+        )
+    } else {
+        return None;
+    };
+    if run_id.is_empty() {
+        return None;
+    }
+    letter.run_id.clone_from(&run_id);
+    if letter.activation_id.is_empty() {
+        letter.activation_id = activation_id;
+    }
+    if letter.batch_id.is_empty() {
+        letter.batch_id = batch_id;
+    }
+    Some((run_id, message))
+}
+
 fn settle(result: Result<(), BusError>) {
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot settle a dead letter; it will be redelivered");
@@ -236,6 +293,42 @@ mod tests {
         let p = as_progress(&mut l).expect("a progress report");
         assert_eq!((p.stage(), p.failed), (v1::Stage::Load, 1));
         assert_eq!(p.failures[0].record_json, b"{}");
+    }
+
+    #[test]
+    fn a_dead_extract_request_or_progress_report_fails_its_run() {
+        let request = v1::ExtractRequest {
+            run_id: "r".into(),
+            activation_id: "a".into(),
+            full_resync: false,
+        };
+        let mut l = letter(EXTRACT, request.encode_to_vec());
+        let (run, message) = run_failure(&mut l).expect("a run to fail");
+        assert_eq!(run, "r");
+        assert!(
+            message.contains("extraction request was dead-lettered: poison"),
+            "{message}"
+        );
+        assert_eq!(l.activation_id, "a");
+
+        let report = v1::Progress {
+            run_id: "r".into(),
+            batch_id: "r-7".into(),
+            ..v1::Progress::default()
+        };
+        let mut l = letter(PROGRESS, report.encode_to_vec());
+        let (run, message) = run_failure(&mut l).expect("a run to fail");
+        assert_eq!(run, "r");
+        assert!(
+            message.contains("batch `r-7`") && message.contains("poison"),
+            "{message}"
+        );
+        assert_eq!(l.batch_id, "r-7");
+
+        let mut l = letter(EXTRACT, b"\xff\xfe".to_vec());
+        assert!(run_failure(&mut l).is_none());
+        let mut l = letter(ROWS, Vec::new());
+        assert!(run_failure(&mut l).is_none());
     }
 
     #[test]

@@ -140,9 +140,9 @@ impl Extractor {
     }
 
     async fn extract(&self, request: &ExtractRequest) -> Outcome {
-        match self.state.cancel_requested(&request.run_id).await {
-            Ok(false) => {}
-            Ok(true) => return self.cancelled_before_start(request).await,
+        match self.state.begin_extraction(&request.run_id).await {
+            Ok(true) => {}
+            Ok(false) => return self.cancelled_before_start(request).await,
             Err(e) => return Outcome::Retry(e.to_string()),
         }
         let plan = match self.state.run_plan(&request.run_id).await {
@@ -241,7 +241,7 @@ impl Extractor {
                     batches: batches_sent,
                 }
                 .emit();
-                self.publish_cancelled(request, rows_sent, batches_sent)
+                self.publish_cancelled(request, Some((rows_sent, batches_sent)))
                     .await
             }
             Ok(summary) => {
@@ -259,29 +259,29 @@ impl Extractor {
         }
     }
 
-    /// The run was cancelled before this extraction started (or before a redelivery of it): a
-    /// run that already ended needs nothing; a running one is told extraction is over with
-    /// the rows accounted so far.
+    /// The run may not be extracted: it does not exist (the request is dead-lettered), it ended (a run cancelled while queued ends at once), or
+    /// it was cancelled while an earlier delivery of this request was extracting and that
+    /// extractor died. A run that ended needs nothing; a running one is told extraction is over
+    /// with an unknown total — what the dead extractor published is on the progress queue
+    /// ahead of this report, and the run closes once those rows are accounted for.
     async fn cancelled_before_start(&self, request: &ExtractRequest) -> Outcome {
         match self.state.get_run(&request.run_id).await {
             Ok(run) if run.state.is_terminal() => Outcome::Done,
-            Ok(run) => {
-                self.publish_cancelled(request, run.counts.extracted, 0)
-                    .await
-            }
-            Err(StateError::NotFound { .. }) => Outcome::Done,
+            Ok(_) => self.publish_cancelled(request, None).await,
+            Err(e @ StateError::NotFound { .. }) => Outcome::DeadLetter(e.to_string()),
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }
 
-    /// Reports that extraction of a cancelled run ended after `rows` rows, so its accounting
-    /// closes once they are through (batch id `<run_id>-cancelled`).
+    /// Reports that extraction of a cancelled run ended after `sent` = (rows, batches), or after
+    /// an unknown number of rows, so its accounting closes once they are through (batch id
+    /// `<run_id>-cancelled`).
     async fn publish_cancelled(
         &self,
         request: &ExtractRequest,
-        rows: u64,
-        batches: u64,
+        sent: Option<(u64, u64)>,
     ) -> Outcome {
+        let (rows, batches) = sent.unwrap_or_default();
         let progress = v1::Progress {
             run_id: request.run_id.clone(),
             activation_id: request.activation_id.clone(),
@@ -290,6 +290,7 @@ impl Extractor {
             terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
                 total_rows: rows,
                 batches,
+                total_unknown: sent.is_none(),
             })),
             ..v1::Progress::default()
         };
@@ -308,6 +309,7 @@ impl Extractor {
             Terminal::ExtractionFinished(v1::ExtractionFinished {
                 total_rows: batch.total_rows,
                 batches: batch.seq + 1,
+                total_unknown: false,
             })
         });
         let message = RowBatch {

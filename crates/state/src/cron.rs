@@ -1,14 +1,18 @@
 //! Five-field cron expressions (`minute hour day-of-month month day-of-week`), evaluated in UTC.
 //!
 //! Each field is `*`, a number, a range `a-b`, a step `*/n` or `a-b/n` or `a/n`, or a
-//! comma-separated list of those. Day of week is 0–7 (0 and 7 are Sunday). As in classic cron,
+//! comma-separated list of those. Day of week is 0–7 (0 and 7 are Sunday). Months and days of
+//! the week may also be named by their first three letters (`JAN`–`DEC`, `SUN`–`SAT`, any case). As in classic cron,
 //! when both day-of-month and day-of-week are restricted, a day matches if either does.
 
 use mixsync_domain::civil::{civil_from_days, days_from_civil};
 
 /// How far ahead [`Cron::next_after`] looks before deciding an expression never fires
-/// (e.g. `0 0 31 2 *`): eight years covers every leap-year and weekday combination.
-const HORIZON_DAYS: i64 = 8 * 366;
+/// (e.g. `0 0 31 2 *`): the Gregorian calendar repeats every 400 years (146,097 days, a whole
+/// number of weeks), so what does not fire within them never fires. Shorter is wrong: the 1st
+/// of January is a Thursday again only 11 years after 2015, and the 29th of February on a given
+/// weekday can be 40 years apart.
+const HORIZON_DAYS: i64 = 146_097;
 
 /// A parsed cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +26,20 @@ pub struct Cron {
     weekdays_restricted: bool,
 }
 
-/// Field names, for error messages.
-const FIELDS: [(&str, u32, u32); 5] = [
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
+/// Field names (for error messages), bounds, and the names a field's values may have (the
+/// first name is the lowest value).
+const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+    ("minute", 0, 59, &[]),
+    ("hour", 0, 23, &[]),
+    ("day of month", 1, 31, &[]),
+    ("month", 1, 12, &MONTHS),
+    ("day of week", 0, 7, &WEEKDAYS),
 ];
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Cron {
     /// Parses an expression; the error says which field is wrong and why.
@@ -42,8 +52,8 @@ impl Cron {
             ));
         }
         let mut sets = [0u64; 5];
-        for (i, (part, (name, lo, hi))) in parts.iter().zip(FIELDS).enumerate() {
-            sets[i] = parse_field(part, lo, hi)
+        for (i, (part, (name, lo, hi, names))) in parts.iter().zip(FIELDS).enumerate() {
+            sets[i] = parse_field(part, lo, hi, names)
                 .map_err(|why| format!("{name} field `{part}`: {why} (allowed {lo}-{hi})"))?;
         }
         let mut weekdays = sets[4];
@@ -121,7 +131,7 @@ fn has(set: u64, value: u32) -> bool {
     set & (1 << value) != 0
 }
 
-fn parse_field(field: &str, lo: u32, hi: u32) -> Result<u64, String> {
+fn parse_field(field: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, String> {
     let mut set = 0u64;
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
@@ -137,9 +147,9 @@ fn parse_field(field: &str, lo: u32, hi: u32) -> Result<u64, String> {
         let (start, end) = if range == "*" {
             (lo, hi)
         } else if let Some((a, b)) = range.split_once('-') {
-            (number(a)?, number(b)?)
+            (value(a, lo, names)?, value(b, lo, names)?)
         } else {
-            let n = number(range)?;
+            let n = value(range, lo, names)?;
             // `a/n` means from a to the end, stepping n.
             (n, if item.contains('/') { hi } else { n })
         };
@@ -156,6 +166,18 @@ fn parse_field(field: &str, lo: u32, hi: u32) -> Result<u64, String> {
         }
     }
     Ok(set)
+}
+
+/// A number, or one of `names` (the first is `lo`).
+fn value(s: &str, lo: u32, names: &[&str]) -> Result<u32, String> {
+    if !names.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) && !s.is_empty() {
+        return names
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(s))
+            .map(|i| lo + i as u32)
+            .ok_or_else(|| format!("`{s}` is not a number or one of {}", names.join(", ")));
+    }
+    number(s)
 }
 
 fn number(s: &str) -> Result<u32, String> {
@@ -189,6 +211,38 @@ mod tests {
             at(2026, 3, 14, 11, 0)
         );
         assert_eq!(next("5/20 * * * *", t), at(2026, 3, 14, 10, 25));
+    }
+
+    #[test]
+    fn months_and_weekdays_by_name() {
+        let t = at(2026, 3, 14, 10, 7); // a Saturday
+        assert_eq!(next("0 9 * * MON-FRI", t), at(2026, 3, 16, 9, 0));
+        assert_eq!(next("0 9 * * mon-fri", t), next("0 9 * * 1-5", t));
+        assert_eq!(next("0 0 1 jan,Jul *", t), at(2026, 7, 1, 0, 0));
+        assert_eq!(next("0 0 * * SUN", t), at(2026, 3, 15, 0, 0));
+        let err = Cron::parse("0 0 * * FUNDAY").unwrap_err();
+        assert!(err.contains("day of week") && err.contains("SUN"), "{err}");
+        assert!(
+            Cron::parse("0 0 MON * *")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
+
+    #[test]
+    fn rare_combinations_are_found_far_ahead() {
+        // January the 1st/8th/15th/22nd/29th and a Thursday: from 2015 the next is 2026.
+        let t = at(2015, 1, 29, 23, 59);
+        assert_eq!(next("* * */7 1 4", t), at(2026, 1, 1, 0, 0));
+        // The 29th of February: leap years only, and not 2100.
+        assert_eq!(
+            next("0 0 29 2 *", at(2016, 3, 1, 0, 0)),
+            at(2020, 2, 29, 0, 0)
+        );
+        assert_eq!(
+            next("0 0 29 2 *", at(2096, 3, 1, 0, 0)),
+            at(2104, 2, 29, 0, 0)
+        );
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct FailedRecordFilter {
     pub stage: Option<Stage>,
     /// Only those about this field.
     pub field: Option<String>,
+    /// Only those that broke this rule.
+    pub rule: Option<String>,
 }
 
 /// How many failed records share a reason.
@@ -85,7 +87,8 @@ const COLUMNS: &str = "id, run_id, activation_id, stage, batch_id, row_number, k
 
 const FILTER: &str =
     "($1::text IS NULL OR run_id = $1) AND ($2::text IS NULL OR activation_id = $2)
-     AND ($3::text IS NULL OR stage = $3) AND ($4::text IS NULL OR field = $4)";
+     AND ($3::text IS NULL OR stage = $3) AND ($4::text IS NULL OR field = $4)
+     AND ($5::text IS NULL OR rule = $5)";
 
 fn from_row(row: &Row) -> Result<FailedRecord, StateError> {
     let id: String = row.get(0);
@@ -145,12 +148,17 @@ impl StateStore {
         let stage = filter.stage.map(Stage::as_str);
         let (after_run, after_row, after_id) = parse_token(&page.page_token)
             .map_or((None, None, None), |(r, n, i)| (Some(r), Some(n), Some(i)));
-        let filter_params: [&(dyn ToSql + Sync); 4] =
-            [&filter.run_id, &filter.activation_id, &stage, &filter.field];
+        let filter_params: [&(dyn ToSql + Sync); 5] = [
+            &filter.run_id,
+            &filter.activation_id,
+            &stage,
+            &filter.field,
+            &filter.rule,
+        ];
         let sql = format!(
             "SELECT {COLUMNS} FROM failed_records WHERE {FILTER}
-               AND ($5::text IS NULL OR (run_id, row_number, id) > ($5, $6, $7))
-             ORDER BY run_id, row_number, id LIMIT $8"
+               AND ($6::text IS NULL OR (run_id, row_number, id) > ($6, $7, $8))
+             ORDER BY run_id, row_number, id LIMIT $9"
         );
         let fetch = page.fetch();
         let mut params: Vec<&(dyn ToSql + Sync)> = filter_params.to_vec();

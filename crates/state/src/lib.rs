@@ -39,7 +39,7 @@ pub use failed_records::{FailedRecord, FailedRecordFilter, FailedRecordPage, Rea
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
 pub use progress::ProgressOutcome;
-pub use replay::{ReplayRow, ReplaySelection};
+pub use replay::{ReplayCursor, ReplayRow, ReplaySelection};
 pub use runs::{Run, RunCounts, RunFilter, RunState};
 pub use schedule::ScheduledRun;
 pub use snapshots::{KeyClaim, KeyToClaim};

@@ -149,7 +149,10 @@ async fn apply_to_run(
         match &progress.terminal {
             Some(Terminal::ExtractionFinished(done)) => {
                 extraction_finished = true;
-                total_rows = Some(done.total_rows);
+                // A restarted extractor of a cancelled run cannot know what its first delivery
+                // published: the run closes on the extracted rows reported (which reach control
+                // ahead of this report on the same queue).
+                total_rows = (!done.total_unknown).then_some(done.total_rows);
             }
             Some(Terminal::Fatal(fatal)) => {
                 error_message.get_or_insert_with(|| fatal.message.clone());
@@ -177,6 +180,9 @@ async fn apply_to_run(
         }
         state => state,
     };
+    if extraction_finished && total_rows.is_none() && state.is_terminal() {
+        total_rows = Some(counts.extracted);
+    }
     let error_message = error_message.filter(|_| !run.state.is_terminal());
     let params: [&(dyn ToSql + Sync); 9] = [
         &run_id,

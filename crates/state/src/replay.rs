@@ -93,37 +93,77 @@ fn value_from_json(json: &serde_json::Value) -> v1::Value {
     v1::Value { kind: Some(kind) }
 }
 
+/// Where a page of [`StateStore::replay_rows`] ends: the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayCursor {
+    /// Run of the last failed record read.
+    pub run_id: String,
+    /// Row number of the last failed record read.
+    pub row_number: u64,
+    /// Its id.
+    pub id: String,
+}
+
 impl StateStore {
-    /// The rows to send again, in row order, one per row number.
+    /// One page of the rows to send again, in row order (`row_number`, then id), after `after`;
+    /// at most `limit` failed records are read, so a replay of millions of rows never holds more
+    /// than a page. A row that failed twice (at two stages) comes back once: its later records
+    /// are left out, also across pages when the caller passes the previous page's last row as
+    /// `after`. Returns the rows and the cursor of the next page (`None` after the last page).
     pub async fn replay_rows(
         &self,
         selection: &ReplaySelection,
-    ) -> Result<Vec<ReplayRow>, StateError> {
+        after: Option<&ReplayCursor>,
+        limit: usize,
+    ) -> Result<(Vec<ReplayRow>, Option<ReplayCursor>), StateError> {
         let client = self.client().await?;
+        let (after_number, after_id) = after.map_or((-1, String::new()), |c| {
+            (
+                i64::try_from(c.row_number).unwrap_or(i64::MAX),
+                c.id.clone(),
+            )
+        });
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let rows = match selection {
             ReplaySelection::Run(run_id) => {
                 let sql = format!(
-                    "{SELECT} WHERE f.run_id = $1 AND {NOT_FIXED} ORDER BY f.row_number, f.id"
+                    "{SELECT} WHERE f.run_id = $1 AND {NOT_FIXED} AND (f.row_number, f.id) > ($2, $3)
+                     ORDER BY f.row_number, f.id LIMIT $4"
                 );
-                client.query(&sql, &[run_id]).await?
+                client
+                    .query(&sql, &[run_id, &after_number, &after_id, &limit])
+                    .await?
             }
             ReplaySelection::Ids(ids) => {
-                let sql = format!("{SELECT} WHERE f.id = ANY($1) ORDER BY f.row_number, f.id");
-                client.query(&sql, &[ids]).await?
+                let sql = format!(
+                    "{SELECT} WHERE f.id = ANY($1) AND (f.row_number, f.id) > ($2, $3)
+                     ORDER BY f.row_number, f.id LIMIT $4"
+                );
+                client
+                    .query(&sql, &[ids, &after_number, &after_id, &limit])
+                    .await?
             }
         };
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(from_row))
+            .flatten()
+            .map(|last| ReplayCursor {
+                run_id: last.run_id,
+                row_number: last.row_number,
+                id: last.id,
+            });
         let mut out: Vec<ReplayRow> = Vec::with_capacity(rows.len());
+        let mut previous = after.map(|c| (c.run_id.clone(), c.row_number));
         for row in &rows {
             let replay = from_row(row);
-            // One row can only be sent once per run (a row fails once per stage at most).
-            if out.last().is_some_and(|last| {
-                last.row_number == replay.row_number && last.run_id == replay.run_id
-            }) {
-                continue;
+            // One row is sent once per replay (a row fails once per stage at most).
+            let this = (replay.run_id.clone(), replay.row_number);
+            if previous.as_ref() != Some(&this) {
+                out.push(replay);
             }
-            out.push(replay);
+            previous = Some(this);
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// Records that `run_id` sends the failed records `ids` again.

@@ -23,6 +23,7 @@ fn extracted(run_id: &str, batch: &str, rows: u64, finished: Option<u64>) -> v1:
             Terminal::ExtractionFinished(v1::ExtractionFinished {
                 total_rows,
                 batches: 2,
+                total_unknown: false,
             })
         }),
         ..report(run_id, v1::Stage::Extract, batch)
@@ -130,6 +131,21 @@ async fn a_run_completes_exactly_when_counts_add_up_and_redeliveries_do_not_coun
         .await
         .unwrap();
     assert_eq!(failed.total_count, 1);
+    for (rule, expected) in [("time_range", 1), ("required", 0)] {
+        let by_rule = store
+            .list_failed_records(
+                &FailedRecordFilter {
+                    run_id: Some(run.id.clone()),
+                    rule: Some(rule.into()),
+                    ..Default::default()
+                },
+                &PageRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_rule.total_count, expected, "{rule}");
+        assert_eq!(by_rule.page.items.len() as u64, expected, "{rule}");
+    }
     let record = &failed.page.items[0];
     assert_eq!(record.stage, Stage::Map);
     assert_eq!(
@@ -227,6 +243,78 @@ async fn an_empty_result_succeeds_at_once() {
             state: RunState::Succeeded
         }
     );
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_run_cancelled_while_queued_is_never_extracted() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let cancelled = store.request_cancel(&run.id).await.unwrap();
+    assert_eq!(cancelled.state, RunState::Cancelled);
+    assert!(!store.begin_extraction(&run.id).await.unwrap());
+    assert!(!store.begin_extraction("no-such-run").await.unwrap());
+
+    // Begun first: the run is RUNNING, and cancel marks it instead of ending it.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    assert!(store.begin_extraction(&run.id).await.unwrap());
+    assert_eq!(
+        store.get_run(&run.id).await.unwrap().state,
+        RunState::Running
+    );
+    // A redelivered request finds it running and may go on.
+    assert!(store.begin_extraction(&run.id).await.unwrap());
+    let marked = store.request_cancel(&run.id).await.unwrap();
+    assert_eq!(marked.state, RunState::Running);
+    assert!(!store.begin_extraction(&run.id).await.unwrap());
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_run_with_an_unknown_total_closes_on_what_was_reported() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    assert!(store.begin_extraction(&run.id).await.unwrap());
+    store
+        .apply_progress(&extracted(&run.id, "0", 5, None))
+        .await
+        .unwrap();
+    store.request_cancel(&run.id).await.unwrap();
+    // The extractor died; its restart reports an unknown total.
+    let stopped = v1::Progress {
+        terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
+            total_rows: 0,
+            batches: 0,
+            total_unknown: true,
+        })),
+        ..report(&run.id, v1::Stage::Extract, "cancelled")
+    };
+    let outcome = store.apply_progress(&stopped).await.unwrap();
+    assert_eq!(
+        outcome,
+        ProgressOutcome::Applied {
+            state: RunState::Running
+        }
+    );
+    let outcome = store
+        .apply_progress(&loaded(&run.id, "0", 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ProgressOutcome::Applied {
+            state: RunState::Cancelled
+        }
+    );
+    let ended = store.get_run(&run.id).await.unwrap();
+    assert_eq!((ended.counts.extracted, ended.counts.loaded), (5, 5));
+    assert_eq!(ended.total_rows, Some(5));
     drop(store);
     db.drop().await;
 }

@@ -34,6 +34,7 @@ fn extracted(run_id: &str, rows: u64) -> v1::Progress {
         terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
             total_rows: rows,
             batches: 1,
+            total_unknown: false,
         })),
         ..Default::default()
     }

@@ -30,6 +30,96 @@ pub(crate) enum FailedCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Lists dead letters: messages no service could handle (undecodable, unknown run, refused
+    /// by control), kept raw with their headers, newest first.
+    DeadLetters {
+        /// Only those of this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// A dead letter as listed.
+#[derive(Serialize)]
+struct DeadLetter {
+    id: String,
+    received_at: String,
+    queue: String,
+    stage: &'static str,
+    run_id: String,
+    batch_id: String,
+    reason: String,
+    failed_records: u64,
+    bytes: usize,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct DeadLetters {
+    total_count: u64,
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl From<&pb::DeadLetterEntry> for DeadLetter {
+    fn from(d: &pb::DeadLetterEntry) -> Self {
+        Self {
+            id: d.id.clone(),
+            received_at: views::time(d.received_at.as_ref()),
+            queue: d.queue.clone(),
+            stage: views::stage_name(d.stage),
+            run_id: d.run_id.clone(),
+            batch_id: d.batch_id.clone(),
+            reason: d.reason.clone(),
+            failed_records: d.failed_records,
+            bytes: d.original.len(),
+            headers: d.headers.clone().into_iter().collect(),
+        }
+    }
+}
+
+fn dead_letters_text(d: &DeadLetters) -> String {
+    if d.dead_letters.is_empty() {
+        return "no dead letters\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = d
+        .dead_letters
+        .iter()
+        .map(|l| {
+            vec![
+                l.received_at.clone(),
+                l.queue.clone(),
+                l.stage.to_owned(),
+                l.run_id.clone(),
+                l.failed_records.to_string(),
+                l.bytes.to_string(),
+                shorten(&l.reason, 70),
+            ]
+        })
+        .collect();
+    let shown = if d.total_count as usize > rows.len() {
+        format!(" (newest {} shown)", rows.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "{} dead letters{shown}\n{}",
+        d.total_count,
+        table(
+            &[
+                "RECEIVED",
+                "QUEUE",
+                "STAGE",
+                "RUN",
+                "FAILED RECORDS",
+                "BYTES",
+                "REASON"
+            ],
+            &rows
+        )
+    )
 }
 
 /// One reason, with how many records share it and an example.
@@ -51,32 +141,45 @@ struct Listing {
     reasons: Vec<Reason>,
 }
 
-/// Every failed record of a run (all pages), with the counts by reason.
-async fn all_failed(
-    control: &mut Control,
-    run_id: &str,
-) -> anyhow::Result<(Vec<pb::FailedRecord>, Vec<pb::FailureReasonCount>, u64)> {
-    let mut records = Vec::new();
-    let mut page_token = String::new();
-    loop {
+/// A run's counts by reason, each with an example: one small request for the counts and one
+/// per reason, however many records the run has.
+async fn reasons(control: &mut Control, run_id: &str) -> anyhow::Result<Listing> {
+    let counts = control
+        .list_failed_records(pb::ListFailedRecordsRequest {
+            run_id: run_id.to_owned(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut examples = Vec::with_capacity(counts.counts_by_reason.len());
+    for reason in &counts.counts_by_reason {
+        // An empty field is no filter: look a little further for a record of that reason.
+        let page_size = if reason.field.is_empty() { 100 } else { 1 };
         let page = control
             .list_failed_records(pb::ListFailedRecordsRequest {
                 run_id: run_id.to_owned(),
-                page_size: 1000,
-                page_token,
+                stage: reason.stage,
+                field: reason.field.clone(),
+                rule: reason.rule.clone(),
+                page_size,
                 ..Default::default()
             })
             .await
             .map_err(status_error)?
             .into_inner();
-        records.extend(page.records);
-        if page.next_page_token.is_empty() {
-            return Ok((records, page.counts_by_reason, page.total_count));
-        }
-        page_token = page.next_page_token;
+        examples.extend(page.records);
     }
+    Ok(listing(
+        run_id,
+        &examples,
+        &counts.counts_by_reason,
+        counts.total_count,
+    ))
 }
 
+/// The listing: each reason with its count and the first of `examples` that has it.
 fn listing(
     run_id: &str,
     records: &[pb::FailedRecord],
@@ -237,9 +340,24 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     match command {
         FailedCommand::List { run_id } => {
-            let (records, counts, total) = all_failed(&mut control, &run_id).await?;
-            let l = listing(&run_id, &records, &counts, total);
+            let l = reasons(&mut control, &run_id).await?;
             output.print(&l, || listing_text(&l));
+        }
+        FailedCommand::DeadLetters { run, limit } => {
+            let page = control
+                .list_dead_letters(pb::ListDeadLettersRequest {
+                    run_id: run.unwrap_or_default(),
+                    page_size: limit.clamp(1, 1000),
+                    page_token: String::new(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let d = DeadLetters {
+                total_count: page.total_count,
+                dead_letters: page.dead_letters.iter().map(DeadLetter::from).collect(),
+            };
+            output.print(&d, || dead_letters_text(&d));
         }
         FailedCommand::Show { id } => {
             let record = control
@@ -299,6 +417,37 @@ mod tests {
     fn long_messages_are_shortened_to_one_line() {
         assert_eq!(shorten("abc\ndef", 10), "abc");
         assert_eq!(shorten("abcdefghij", 5), "abcd…");
+    }
+
+    #[test]
+    fn dead_letters_are_listed_with_their_reason() {
+        let entry = pb::DeadLetterEntry {
+            id: "d1".into(),
+            queue: "mixsync.rows".into(),
+            stage: pb::Stage::Map as i32,
+            reason: "cannot decode RowBatch: invalid wire type".into(),
+            original: vec![0xff; 12],
+            ..Default::default()
+        };
+        let d = DeadLetters {
+            total_count: 3,
+            dead_letters: vec![DeadLetter::from(&entry)],
+        };
+        let text = dead_letters_text(&d);
+        assert!(
+            text.starts_with("3 dead letters (newest 1 shown)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mixsync.rows") && text.contains("cannot decode RowBatch"),
+            "{text}"
+        );
+        assert!(text.contains("12"), "{text}");
+        let empty = DeadLetters {
+            total_count: 0,
+            dead_letters: Vec::new(),
+        };
+        assert_eq!(dead_letters_text(&empty), "no dead letters\n");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) fn failed_record_filter(
             stage => Some(Stage::from_proto(stage)),
         },
         field: opt(&request.field),
+        rule: opt(&request.rule),
     };
     if filter.run_id.is_none() && filter.activation_id.is_none() {
         return Err(ApiError::invalid(

@@ -96,6 +96,7 @@ async fn progress_drives_a_run_to_its_end_and_watch_streams_it() {
             terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
                 total_rows: 3,
                 batches: 1,
+                total_unknown: false,
             })),
             ..progress(&run.id, v1::Stage::Extract, "0")
         },
