@@ -154,7 +154,10 @@ async fn every_minute_runs_on_time_across_a_control_restart() -> anyhow::Result<
         if let Some(run) = runs(&mut control, &activation.id).await?.into_iter().next() {
             break seconds(run.created_at.as_ref());
         }
-        anyhow::ensure!(Instant::now() < deadline, "no scheduled run within a period");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no scheduled run within a period"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // Down from before the third slot (first + 2 periods) until after it.

@@ -19,7 +19,7 @@ const PREFETCH: u16 = 16;
 /// Wait before handing a dead letter back when the state database is unreachable.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The rule of failed records made from dead-lettered batches.
-pub(crate) const RULE: &str = "dead_letter";
+pub(crate) const RULE: &str = mixsync_state::DEAD_LETTER_RULE;
 
 /// Consumes dead letters until `shutdown`.
 pub(crate) async fn consume(

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mixsync_proto::v1::{
-    FailedRow, FatalError, Progress, Record, RecordBatch, Stage, SyncedRecord, progress,
-};
+use mixsync_proto::v1::{FailedRow, FatalError, Progress, Record, RecordBatch, Stage, progress};
 
 use crate::objects::RecordFailure;
 use crate::sender::RecordOutcome;
@@ -173,37 +171,22 @@ fn failed_row(record: &mut Record, failure: RecordFailure, json: Vec<u8>) -> Fai
 /// A delivery whose records are all resolved: a fatal refusal ends the run (the records are not
 /// failed rows); otherwise, if any record was deferred, it goes back to the queue (a redelivery
 /// resends the batch; Mixpanel deduplicates by `$insert_id`); else its counts are reported, with
-/// the key and hash of every record accepted (`synced`: the sync snapshot; records without a hash
-/// are left out).
+/// every refused record (control puts back their sync snapshot hashes).
 fn settle<D>(p: Pending<D>) -> Settle<D> {
     if p.deferred && p.fatal.is_none() {
         return Settle::Requeue {
             delivery: p.delivery,
         };
     }
-    let mut batch = p.batch;
+    let batch = p.batch;
     let mut failures = p.failures;
-    // Requests finish in any order; reports list failures and synced records in row order.
+    // Requests finish in any order; reports list failures in row order.
     failures.sort_by_key(|f| f.row_number);
-    let mut loaded = p.loaded;
-    loaded.sort_unstable();
-    let mut synced = Vec::with_capacity(loaded.len());
-    for &i in &loaded {
-        if let Some(record) = batch.records.get_mut(i)
-            && !record.row_hash.is_empty()
-        {
-            synced.push(SyncedRecord {
-                key: record.key.clone(),
-                row_hash: std::mem::take(&mut record.row_hash),
-            });
-        }
-    }
     let progress = Progress {
         run_id: batch.run_id,
         batch_id: batch.batch_id,
         stage: Stage::Load.into(),
-        loaded: loaded.len() as u64,
-        synced,
+        loaded: p.loaded.len() as u64,
         failed: failures.len() as u64,
         failures,
         columns: batch.columns,
@@ -298,40 +281,6 @@ mod tests {
         assert_eq!(failure.record_json, br#"{"i":1}"#);
         assert!(failure.row.is_some());
         assert_eq!(tracker.len(), 0);
-    }
-
-    #[test]
-    fn synced_lists_the_accepted_records_with_a_hash_in_row_order() {
-        let mut tracker = Tracker::new();
-        let mut b = batch(5);
-        for (i, record) in b.records.iter_mut().enumerate() {
-            // Record 3 has no hash (a mapper that does not hash): it is loaded, not synced.
-            if i != 3 {
-                record.row_hash = vec![i as u8; 32];
-            }
-        }
-        let mut items = tracker.add("d", b, ok).unwrap();
-        let first = items.split_off(2);
-        assert!(
-            tracker
-                .resolve(
-                    first,
-                    vec![RecordOutcome::Loaded, RecordOutcome::Loaded, rejected("no")]
-                )
-                .is_empty()
-        );
-        let done = tracker.resolve(items, vec![RecordOutcome::Loaded, RecordOutcome::Loaded]);
-        let [Settle::Report { progress, .. }] = &done[..] else {
-            panic!("{done:?}")
-        };
-        assert_eq!((progress.loaded, progress.failed), (4, 1));
-        let synced: Vec<(&str, u8)> = progress
-            .synced
-            .iter()
-            .map(|s| (s.key.as_str(), s.row_hash[0]))
-            .collect();
-        assert_eq!(synced, [("k0", 0), ("k1", 1), ("k2", 2)]);
-        assert!(progress.synced.iter().all(|s| s.row_hash.len() == 32));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Incremental syncs through the mapper service: unchanged rows are skipped, changed rows
 //! sent, repeated keys reported, a full resync sends everything, and a redelivered batch is
 //! decided as it was the first time. The loaders are played by the test: it applies LOAD
-//! reports with `synced` records to the state store.
+//! reports to the state store.
 
 mod support;
 
@@ -11,7 +11,7 @@ use mixsync_bus::{BusConfig, LOAD_EVENTS, PROGRESS, ROWS};
 use mixsync_domain::{ObjectKind, Value};
 use mixsync_mapper::Config;
 use mixsync_proto::convert::from_domain_values;
-use mixsync_proto::v1::{Progress, RecordBatch, RowBatch, Stage, SyncedRecord};
+use mixsync_proto::v1::{Progress, RecordBatch, RowBatch, Stage};
 use mixsync_state::StateStore;
 use secrecy::SecretString;
 use support::{TestDb, bus, bus_config, events_mapping, records, report, seed_run, try_next};
@@ -72,14 +72,6 @@ async fn load(store: &StateStore, batch: &RecordBatch) {
         batch_id: batch.batch_id.clone(),
         stage: Stage::Load.into(),
         loaded: batch.records.len() as u64,
-        synced: batch
-            .records
-            .iter()
-            .map(|r| SyncedRecord {
-                key: r.key.clone(),
-                row_hash: r.row_hash.clone(),
-            })
-            .collect(),
         ..Progress::default()
     };
     store.apply_progress(&progress).await.unwrap();

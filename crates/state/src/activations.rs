@@ -298,11 +298,6 @@ impl StateStore {
     pub async fn delete_activation(&self, id: &str) -> Result<(), StateError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "DELETE FROM run_keys WHERE run_id IN (SELECT id FROM runs WHERE activation_id = $1)",
-            &[&id],
-        )
-        .await?;
         let deleted = tx
             .execute("DELETE FROM activations WHERE id = $1", &[&id])
             .await?;

@@ -3,7 +3,7 @@
 
 use crate::error::StateError;
 use crate::runs::{COLUMNS, Run, from_row};
-use crate::snapshots::forget_run_keys;
+use crate::snapshots::revert_run;
 use crate::store::StateStore;
 
 impl StateStore {
@@ -20,7 +20,9 @@ impl StateStore {
         );
         let row = match tx.query_opt(&sql, &[&id]).await? {
             Some(row) => {
-                forget_run_keys(&tx, id).await?;
+                // A replay's batches can be mapped while its run is still queued.
+                let run = from_row(&row)?;
+                revert_run(&tx, &run.activation_id, id).await?;
                 Some(row)
             }
             None => {

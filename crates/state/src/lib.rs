@@ -38,7 +38,7 @@ pub use error::StateError;
 pub use failed_records::{FailedRecord, FailedRecordFilter, FailedRecordPage, ReasonCount};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
-pub use progress::ProgressOutcome;
+pub use progress::{DEAD_LETTER_RULE, ProgressOutcome};
 pub use replay::{ReplayCursor, ReplayRow, ReplaySelection};
 pub use runs::{Run, RunCounts, RunFilter, RunState};
 pub use schedule::ScheduledRun;

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_schedules",
         include_str!("../migrations/0004_schedules.sql"),
     ),
+    (
+        "0005_claims_in_snapshot",
+        include_str!("../migrations/0005_claims_in_snapshot.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

@@ -1,8 +1,6 @@
 //! Progress accounting: each `(run, stage, batch)` report counts once, whatever the number of
 //! deliveries, and the run ends exactly when its counts add up.
 
-use std::collections::BTreeMap;
-
 use mixsync_proto::v1::{self, progress::Terminal};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -11,9 +9,12 @@ use crate::error::StateError;
 use crate::ids::new_id;
 use crate::row_json::row_json;
 use crate::runs::{RunCounts, RunState};
-use crate::snapshots::{collect_synced, forget_run_keys, upsert_synced};
+use crate::snapshots::{revert_batch, revert_keys, revert_run};
 use crate::stage::Stage;
 use crate::store::StateStore;
+
+/// The rule of failed rows made from a dead-lettered batch.
+pub const DEAD_LETTER_RULE: &str = "dead_letter";
 
 /// What [`StateStore::apply_progress`] did with a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +37,6 @@ struct LockedRun {
     total_rows: Option<u64>,
     extraction_finished: bool,
     activation_id: String,
-    /// The run was made with the settings the activation's snapshot belongs to: what it
-    /// loaded may go into the snapshot.
-    snapshot_current: bool,
     /// CancelRun was called: the run ends CANCELLED once its counts add up.
     cancel_requested: bool,
 }
@@ -68,9 +66,9 @@ impl StateStore {
 
     /// Accounts progress reports in one transaction (one commit for many reports is what lets
     /// control keep up with a fast pipeline). For each report: records the batch (once per
-    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, records its
-    /// `synced` records in the activation's sync snapshot, marks extraction finished or the run
-    /// failed; then each run touched moves from QUEUED to RUNNING and ends —
+    /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, puts back the
+    /// snapshot hash of records that failed to load (and of a dead-lettered batch's), marks
+    /// extraction finished or the run failed; then each run touched moves from QUEUED to RUNNING and ends —
     /// SUCCEEDED or PARTIALLY_FAILED — once extraction finished and `extracted = skipped +
     /// loaded + failed`. Reports for a run that already ended are recorded but do not change its
     /// state. Runs are locked in id order, so concurrent batches serialize without deadlocks.
@@ -115,7 +113,7 @@ async fn apply_to_run(
     let mut total_rows = run.total_rows;
     let mut error_message: Option<String> = None;
     let mut applied = Vec::new();
-    let mut synced = BTreeMap::new();
+    let mut unloaded_keys: Vec<&str> = Vec::new();
     for &index in indexes {
         let progress = &reports[index];
         let stage = Stage::from_proto(progress.stage());
@@ -139,7 +137,20 @@ async fn apply_to_run(
             continue;
         }
         insert_failures(tx, progress, stage).await?;
-        collect_synced(&mut synced, &progress.synced);
+        match stage {
+            Stage::Load => unloaded_keys.extend(
+                progress
+                    .failures
+                    .iter()
+                    .filter(|f| !f.key.is_empty())
+                    .map(|f| f.key.as_str()),
+            ),
+            // A dead-lettered RowBatch: whatever its rows claimed was never loaded.
+            Stage::Map if progress.failures.iter().any(|f| f.rule == DEAD_LETTER_RULE) => {
+                revert_batch(tx, &run.activation_id, run_id, &progress.batch_id).await?;
+            }
+            _ => {}
+        }
         counts = RunCounts {
             extracted: counts.extracted + progress.extracted,
             skipped: counts.skipped + progress.skipped,
@@ -164,9 +175,7 @@ async fn apply_to_run(
     if applied.is_empty() {
         return Ok(());
     }
-    if run.snapshot_current {
-        upsert_synced(tx, &run.activation_id, synced).await?;
-    }
+    revert_keys(tx, &run.activation_id, run_id, &unloaded_keys).await?;
     let state = next_state(
         run.state,
         &counts,
@@ -207,8 +216,8 @@ async fn apply_to_run(
         &params,
     )
     .await?;
-    if state.is_terminal() && !run.state.is_terminal() {
-        forget_run_keys(tx, run_id).await?;
+    if state == RunState::Failed && !run.state.is_terminal() {
+        revert_run(tx, &run.activation_id, run_id).await?;
     }
     for index in applied {
         outcomes[index] = ProgressOutcome::Applied { state };
@@ -220,11 +229,8 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
     let Some(row) = tx
         .query_opt(
             "SELECT r.state, r.extracted, r.skipped, r.loaded, r.failed, r.total_rows,
-                    r.extraction_finished, r.activation_id,
-                    r.fingerprint IS NOT DISTINCT FROM a.snapshot_fingerprint,
-                    r.cancel_requested_at IS NOT NULL
-             FROM runs r JOIN activations a ON a.id = r.activation_id
-             WHERE r.id = $1 FOR UPDATE OF r",
+                    r.extraction_finished, r.activation_id, r.cancel_requested_at IS NOT NULL
+             FROM runs r WHERE r.id = $1 FOR UPDATE",
             &[&run_id],
         )
         .await?
@@ -246,8 +252,7 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         total_rows: total_rows.map(to_u64),
         extraction_finished: row.get(6),
         activation_id: row.get(7),
-        snapshot_current: row.get(8),
-        cancel_requested: row.get(9),
+        cancel_requested: row.get(8),
     }))
 }
 

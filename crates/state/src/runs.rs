@@ -10,7 +10,7 @@ use crate::fingerprint::fingerprint;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest, paginate};
 use crate::plan::RunSettings;
-use crate::snapshots::{forget_run_keys, invalidate_if_changed};
+use crate::snapshots::{invalidate_if_changed, revert_run};
 use crate::store::StateStore;
 
 /// Life cycle of a run: `Queued → Running → Succeeded | PartiallyFailed | Failed | Cancelled`.
@@ -326,12 +326,15 @@ impl StateStore {
         let ended = tx
             .query_opt(&sql, &[&id, &state.as_str(), &message])
             .await?;
-        if ended.is_some() {
-            forget_run_keys(&tx, id).await?;
+        let ended = ended.as_ref().map(from_row).transpose()?;
+        if let Some(run) = &ended
+            && run.state == RunState::Failed
+        {
+            revert_run(&tx, &run.activation_id, id).await?;
         }
         tx.commit().await?;
         match ended {
-            Some(row) => from_row(&row),
+            Some(run) => Ok(run),
             None => self.get_run(id).await,
         }
     }

@@ -1,17 +1,19 @@
-//! Incremental syncs: the activation's snapshot of what Mixpanel accepted (key → hash of the
-//! record sent) and the keys each unfinished run has seen (`run_keys`).
+//! Incremental syncs: the activation's snapshot of what Mixpanel holds (key → hash of the record
+//! sent), and in the same rows the claims of the run going on (one run per activation at a time).
 //!
-//! The mapper claims every key of a batch in one statement ([`StateStore::claim_keys`]): the
-//! first batch to claim a key owns it for the rest of the run (a later row with that key is a
-//! duplicate), and the send-or-skip decision made against the snapshot at that moment is
-//! stored with the claim. A redelivered batch therefore finds its own claims and gets the same
-//! decisions back, even after its records were loaded and the snapshot changed: its counts
-//! stay exactly those of the first delivery.
+//! The mapper claims every key of a batch in one statement ([`StateStore::claim_keys`]), one
+//! upsert per row and nothing else per row: the first batch to claim a key owns it for the rest
+//! of the run (a later row with that key is a duplicate); the send-or-skip decision made against
+//! the snapshot at that moment is stored with the claim, so a redelivered batch gets the same
+//! decisions back and its counts stay those of the first delivery. The claim also writes the
+//! record's hash as the snapshot's, ahead of the load, keeping the one before in `prev_hash`:
+//! control puts that back for every record that fails to load, for a dead-lettered batch's
+//! records, and for every record sent by a run that ends FAILED — so a record is only ever
+//! skipped later if it was loaded (or, after a FAILED run, sent again although it was).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use mixsync_proto::v1::SyncedRecord;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
@@ -54,14 +56,14 @@ fn to_i64(n: u64) -> i64 {
 }
 
 impl StateStore {
-    /// Claims `records`' keys for batch `batch_id` of the run of `plan`, in one statement, and
-    /// returns each key's claim. A key first claimed by this batch (now or on an earlier
-    /// delivery) comes back with `batch_id`; one claimed by another batch comes back with that
-    /// batch (a duplicate key). A new claim decides `send` by comparing the record's hash with
-    /// the activation's snapshot (always `true` for a full resync), and keeps that decision
-    /// for redeliveries. Keys repeated in `records` are claimed once, for their first
-    /// occurrence. For a run that has already ended nothing is recorded and every key comes
-    /// back as this batch's, to send.
+    /// Claims `records`' keys for batch `batch_id` of the run of `plan` (one upsert, and a read
+    /// of the keys this run had claimed already) and returns each key's claim. A key first
+    /// claimed by this batch (now or on an earlier delivery) comes back with `batch_id`; one
+    /// claimed by another batch comes back with that batch (a duplicate key). A new claim decides
+    /// `send` by comparing the record's hash with the activation's snapshot (always `true` for a
+    /// full resync), and keeps that decision for redeliveries. Keys repeated in `records` are
+    /// claimed once, for their first occurrence. A run that has ended claims nothing new: its
+    /// earlier claims come back as they were, other keys as this batch's, to send.
     pub async fn claim_keys(
         &self,
         plan: &RunPlan,
@@ -87,45 +89,53 @@ impl StateStore {
             &plan.full_resync,
             &plan.activation_id,
         ];
-        // Rows are inserted in key order, so concurrent batches sharing keys lock them in the
-        // same order and cannot deadlock. The snapshot is read with one primary-key probe per key
-        // (LATERAL with LIMIT, which the planner cannot flatten into a join): a join let it
-        // sort-merge the activation's whole snapshot (a million rows, with stale statistics
-        // while a first run fills it) for every batch of 500.
-        let rows = self
-            .client()
-            .await?
+        let client = self.client().await?;
+        // Rows are upserted in key order, so concurrent batches sharing keys lock them in the
+        // same order and cannot deadlock. A key this run claimed already (a duplicate, or this
+        // batch redelivered) is left as it is and not returned: the second query reads it.
+        // Only a live run whose settings the snapshot belongs to claims anything.
+        let rows = client
             .query(
-                "INSERT INTO run_keys (run_id, key, batch_id, row_number, send)
-                 SELECT $1, i.k, $2, i.n, ($6 OR s.row_hash IS DISTINCT FROM i.h)
+                "INSERT INTO sync_snapshots AS s
+                     (activation_id, key, row_hash, claim_run, claim_batch, claim_row, claim_send)
+                 SELECT $7, i.k, i.h, $1, $2, i.n, true
                  FROM unnest($3::text[], $4::bigint[], $5::bytea[]) AS i(k, n, h)
-                 LEFT JOIN LATERAL (
-                     SELECT row_hash FROM sync_snapshots
-                     WHERE activation_id = $7 AND key = i.k
-                     LIMIT 1
-                 ) s ON true
-                 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND state IN ('queued', 'running'))
+                 WHERE EXISTS (
+                     SELECT 1 FROM runs r JOIN activations a ON a.id = r.activation_id
+                     WHERE r.id = $1 AND r.state IN ('queued', 'running')
+                       AND r.fingerprint IS NOT DISTINCT FROM a.snapshot_fingerprint)
                  ORDER BY i.k
-                 ON CONFLICT (run_id, key) DO UPDATE SET batch_id = run_keys.batch_id
-                 RETURNING key, batch_id, row_number, send",
+                 ON CONFLICT (activation_id, key) DO UPDATE SET
+                     prev_hash = s.row_hash,
+                     row_hash = EXCLUDED.row_hash,
+                     claim_run = EXCLUDED.claim_run,
+                     claim_batch = EXCLUDED.claim_batch,
+                     claim_row = EXCLUDED.claim_row,
+                     claim_send = $6 OR s.row_hash IS DISTINCT FROM EXCLUDED.row_hash,
+                     updated_at = now()
+                 WHERE s.claim_run IS DISTINCT FROM EXCLUDED.claim_run
+                 RETURNING key, claim_batch, claim_row, claim_send",
                 &params,
             )
             .await?;
-        let mut claimed: HashMap<String, KeyClaim> = rows
-            .iter()
-            .map(|row| {
-                let number: i64 = row.get(2);
-                (
-                    row.get(0),
-                    KeyClaim {
-                        batch_id: row.get(1),
-                        row_number: u64::try_from(number).unwrap_or(0),
-                        send: row.get(3),
-                    },
+        let mut claimed: HashMap<String, KeyClaim> = rows.iter().map(claim_from_row).collect();
+        if claimed.len() < keys.len() {
+            let missing: Vec<&str> = keys
+                .iter()
+                .copied()
+                .filter(|k| !claimed.contains_key(*k))
+                .collect();
+            let rows = client
+                .query(
+                    "SELECT key, claim_batch, claim_row, claim_send FROM sync_snapshots
+                     WHERE activation_id = $1 AND key = ANY($2) AND claim_run = $3",
+                    &[&plan.activation_id, &missing, &plan.run_id],
                 )
-            })
-            .collect();
-        // Keys missing from the answer: the run has ended and nothing was claimed.
+                .await?;
+            claimed.extend(rows.iter().map(claim_from_row));
+        }
+        // Keys still missing: the run has ended (or its settings are no longer the snapshot's)
+        // and nothing was claimed: send.
         Ok(unique
             .into_iter()
             .map(|(stored, record)| {
@@ -156,7 +166,8 @@ impl StateStore {
             .client()
             .await?
             .query(
-                "SELECT key, row_hash FROM sync_snapshots WHERE activation_id = $1 AND key = ANY($2)",
+                "SELECT key, row_hash FROM sync_snapshots
+                 WHERE activation_id = $1 AND key = ANY($2) AND row_hash IS NOT NULL",
                 &[&activation_id, &lookup],
             )
             .await?;
@@ -176,7 +187,8 @@ impl StateStore {
             .client()
             .await?
             .query_one(
-                "SELECT count(*) FROM sync_snapshots WHERE activation_id = $1",
+                "SELECT count(*) FROM sync_snapshots
+                 WHERE activation_id = $1 AND row_hash IS NOT NULL",
                 &[&activation_id],
             )
             .await?
@@ -218,39 +230,6 @@ pub(crate) async fn invalidate_if_changed(
     Ok(true)
 }
 
-/// Records what Mixpanel accepted (`synced`, later entries win for a repeated key) as the
-/// activation's snapshot, in one statement.
-pub(crate) async fn upsert_synced(
-    tx: &Transaction<'_>,
-    activation_id: &str,
-    synced: BTreeMap<Cow<'_, str>, &[u8]>,
-) -> Result<(), StateError> {
-    if synced.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<&str> = synced.keys().map(AsRef::as_ref).collect();
-    let hashes: Vec<&[u8]> = synced.values().copied().collect();
-    tx.execute(
-        "INSERT INTO sync_snapshots (activation_id, key, row_hash)
-         SELECT $1, k, h FROM unnest($2::text[], $3::bytea[]) AS t(k, h) ORDER BY k
-         ON CONFLICT (activation_id, key)
-         DO UPDATE SET row_hash = EXCLUDED.row_hash, updated_at = now()",
-        &[&activation_id, &keys, &hashes],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Adds a report's synced records to `into` (stored key → hash).
-pub(crate) fn collect_synced<'a>(
-    into: &mut BTreeMap<Cow<'a, str>, &'a [u8]>,
-    synced: &'a [SyncedRecord],
-) {
-    for record in synced {
-        into.insert(stored_key(&record.key), record.row_hash.as_slice());
-    }
-}
-
 /// A key as stored: Postgres text cannot hold U+0000, which a warehouse value can.
 fn stored_key(key: &str) -> Cow<'_, str> {
     if key.contains('\0') {
@@ -260,9 +239,78 @@ fn stored_key(key: &str) -> Cow<'_, str> {
     }
 }
 
-/// Deletes a run's key claims (it has ended: they are no longer needed).
-pub(crate) async fn forget_run_keys(tx: &Transaction<'_>, run_id: &str) -> Result<(), StateError> {
-    tx.execute("DELETE FROM run_keys WHERE run_id = $1", &[&run_id])
-        .await?;
+/// Puts back the snapshot hash of `keys` (records of run `run_id` that failed to load): the
+/// next run sends them again.
+pub(crate) async fn revert_keys(
+    tx: &Transaction<'_>,
+    activation_id: &str,
+    run_id: &str,
+    keys: &[&str],
+) -> Result<(), StateError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<Cow<'_, str>> = keys.iter().map(|k| stored_key(k)).collect();
+    let stored: Vec<&str> = stored.iter().map(AsRef::as_ref).collect();
+    tx.execute(
+        "UPDATE sync_snapshots SET row_hash = prev_hash
+         WHERE activation_id = $1 AND key = ANY($2) AND claim_run = $3",
+        &[&activation_id, &stored, &run_id],
+    )
+    .await?;
     Ok(())
+}
+
+/// Puts back the snapshot hash of every record batch `batch_id` of run `run_id` claimed (a
+/// dead-lettered batch). Reads the activation's whole snapshot: for rare events only.
+pub(crate) async fn revert_batch(
+    tx: &Transaction<'_>,
+    activation_id: &str,
+    run_id: &str,
+    batch_id: &str,
+) -> Result<(), StateError> {
+    tx.execute(
+        "UPDATE sync_snapshots SET row_hash = prev_hash
+         WHERE activation_id = $1 AND claim_run = $2 AND claim_batch = $3 AND claim_send",
+        &[&activation_id, &run_id, &batch_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Puts back the snapshot hash of every record run `run_id` sent: it ended FAILED, and which of
+/// them Mixpanel took is not known, so the next run sends them all again (Mixpanel deduplicates
+/// events by `$insert_id`; profile updates are idempotent but `$add`).
+pub(crate) async fn revert_run(
+    tx: &Transaction<'_>,
+    activation_id: &str,
+    run_id: &str,
+) -> Result<(), StateError> {
+    let reverted = tx
+        .execute(
+            "UPDATE sync_snapshots SET row_hash = prev_hash
+             WHERE activation_id = $1 AND claim_run = $2 AND claim_send",
+            &[&activation_id, &run_id],
+        )
+        .await?;
+    if reverted > 0 {
+        tracing::info!(
+            run_id,
+            reverted,
+            "run failed: its records stay out of the sync snapshot and are sent again next run"
+        );
+    }
+    Ok(())
+}
+
+fn claim_from_row(row: &tokio_postgres::Row) -> (String, KeyClaim) {
+    let number: i64 = row.get(2);
+    (
+        row.get(0),
+        KeyClaim {
+            batch_id: row.get(1),
+            row_number: u64::try_from(number).unwrap_or(0),
+            send: row.get(3),
+        },
+    )
 }

@@ -1,5 +1,6 @@
-//! Incremental syncs: the snapshot follows what was loaded, is emptied when the settings
-//! change, and key claims detect duplicates and decide the same way on every redelivery.
+//! Incremental syncs: the key claims write the snapshot, control puts back what fails to load
+//! (or was sent by a run that failed), the snapshot is emptied when the settings change, and
+//! claims detect duplicates and decide the same way on every redelivery.
 
 mod common;
 
@@ -8,21 +9,56 @@ use mixsync_domain::Source;
 use mixsync_proto::v1::{self, progress::Terminal};
 use mixsync_state::{KeyToClaim, ProgressOutcome, RunState, Schedule, StateStore};
 
-fn loaded(run_id: &str, batch: &str, synced: &[(&str, &[u8])]) -> v1::Progress {
+fn loaded(run_id: &str, batch: &str, loaded: u64) -> v1::Progress {
     v1::Progress {
         run_id: run_id.into(),
         batch_id: format!("{run_id}-{batch}"),
         stage: v1::Stage::Load.into(),
-        loaded: synced.len() as u64,
-        synced: synced
-            .iter()
-            .map(|(key, hash)| v1::SyncedRecord {
-                key: (*key).into(),
-                row_hash: hash.to_vec(),
-            })
-            .collect(),
+        loaded,
         ..Default::default()
     }
+}
+
+/// A LOAD report of batch `batch` in which Mixpanel refused the records of `keys`.
+fn refused(run_id: &str, batch: &str, keys: &[&str]) -> v1::Progress {
+    v1::Progress {
+        failed: keys.len() as u64,
+        failures: keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| v1::FailedRow {
+                row_number: i as u64 + 1,
+                key: (*key).into(),
+                rule: "mixpanel_rejected".into(),
+                message: "refused".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..loaded(run_id, batch, 0)
+    }
+}
+
+/// Claims `(key, hash)` pairs as batch `batch` of `run_id`.
+async fn claim(
+    store: &StateStore,
+    run_id: &str,
+    batch: &str,
+    records: &[(&str, &[u8])],
+) -> std::collections::HashMap<String, mixsync_state::KeyClaim> {
+    let plan = store.run_plan(run_id).await.unwrap();
+    let records: Vec<KeyToClaim<'_>> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, hash))| KeyToClaim {
+            key,
+            row_number: i as u64 + 1,
+            row_hash: hash,
+        })
+        .collect();
+    store
+        .claim_keys(&plan, &format!("{run_id}-{batch}"), &records)
+        .await
+        .unwrap()
 }
 
 fn extracted(run_id: &str, rows: u64) -> v1::Progress {
@@ -51,11 +87,12 @@ async fn snapshot(store: &StateStore, activation: &str, keys: &[&str]) -> Vec<(S
     found
 }
 
-async fn run_keys(db: &TestDb, run_id: &str) -> i64 {
+/// Keys claimed by `run_id`.
+async fn claimed(db: &TestDb, run_id: &str) -> i64 {
     db.client()
         .await
         .query_one(
-            "SELECT count(*) FROM run_keys WHERE run_id = $1",
+            "SELECT count(*) FROM sync_snapshots WHERE claim_run = $1",
             &[&run_id],
         )
         .await
@@ -72,10 +109,7 @@ async fn changing_the_mapping_or_query_empties_the_snapshot_but_name_and_schedul
     let run = store.create_run(&activation, false, None).await.unwrap();
     let first = store.run_plan(&run.id).await.unwrap();
     assert_eq!(first.fingerprint.len(), 64);
-    store
-        .apply_progress(&loaded(&run.id, "0", &[("k1", b"h1"), ("k2", b"h2")]))
-        .await
-        .unwrap();
+    claim(&store, &run.id, "0", &[("k1", b"h1"), ("k2", b"h2")]).await;
     store.cancel_run(&run.id).await.unwrap();
     assert_eq!(store.snapshot_size(&activation).await.unwrap(), 2);
 
@@ -108,10 +142,7 @@ async fn changing_the_mapping_or_query_empties_the_snapshot_but_name_and_schedul
     let second = store.run_plan(&run.id).await.unwrap();
     assert_ne!(second.fingerprint, first.fingerprint);
     assert_eq!(store.snapshot_size(&activation).await.unwrap(), 0);
-    store
-        .apply_progress(&loaded(&run.id, "0", &[("k1", b"h1")]))
-        .await
-        .unwrap();
+    claim(&store, &run.id, "0", &[("k1", b"h1")]).await;
     store.cancel_run(&run.id).await.unwrap();
     assert_eq!(store.snapshot_size(&activation).await.unwrap(), 1);
 
@@ -139,57 +170,146 @@ async fn changing_the_mapping_or_query_empties_the_snapshot_but_name_and_schedul
 }
 
 #[tokio::test]
-async fn loads_update_the_snapshot_once_per_report_and_only_for_the_current_settings() {
+async fn claims_write_the_snapshot_and_what_fails_to_load_is_put_back() {
     let db = TestDb::create().await;
     let store = db.store().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
-
-    let first = loaded(&run.id, "0", &[("k1", b"old"), ("k2", b"h2")]);
-    let second = loaded(&run.id, "1", &[("k1", b"new")]);
-    // Both in one transaction, then the first again: the redelivery is not counted and does
-    // not bring the old hash back.
-    let outcomes = store
-        .apply_progress_batch(&[first.clone(), second])
-        .await
-        .unwrap();
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, ProgressOutcome::Applied { .. }))
-    );
+    claim(
+        &store,
+        &run.id,
+        "0",
+        &[("k1", b"h1"), ("k2", b"h2"), ("k3", b"h3")],
+    )
+    .await;
+    // Ahead of the load, the snapshot says what is being sent.
+    assert_eq!(store.snapshot_size(&activation).await.unwrap(), 3);
+    // Mixpanel refuses k2 (twice: the redelivered report counts once, changes nothing).
+    let report = refused(&run.id, "0", &["k2"]);
+    store.apply_progress(&report).await.unwrap();
     assert_eq!(
-        store.apply_progress(&first).await.unwrap(),
+        store.apply_progress(&report).await.unwrap(),
         ProgressOutcome::Duplicate
     );
     assert_eq!(
         snapshot(&store, &activation, &["k1", "k2", "k3"]).await,
+        [("k1".into(), b"h1".to_vec()), ("k3".into(), b"h3".to_vec())]
+    );
+    store.cancel_run(&run.id).await.unwrap();
+
+    // The next run: k1 changed, k2 (never loaded) is sent again, k3 is unchanged.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let claims = claim(
+        &store,
+        &run.id,
+        "0",
+        &[("k1", b"h1'"), ("k2", b"h2"), ("k3", b"h3")],
+    )
+    .await;
+    assert!(claims["k1"].send && claims["k2"].send && !claims["k3"].send);
+    // k1 fails this time: its last loaded hash comes back, so it is sent again next time.
+    store
+        .apply_progress(&refused(&run.id, "0", &["k1"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot(&store, &activation, &["k1"]).await,
+        [("k1".into(), b"h1".to_vec())]
+    );
+    store.cancel_run(&run.id).await.unwrap();
+
+    // A run that ends FAILED puts back everything it sent, and only that.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let claims = claim(
+        &store,
+        &run.id,
+        "0",
+        &[("k1", b"h1'"), ("k3", b"h3"), ("k4", b"h4")],
+    )
+    .await;
+    assert!(claims["k1"].send && !claims["k3"].send && claims["k4"].send);
+    store
+        .fail_run(&run.id, "Mixpanel refused the credentials (401)")
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot(&store, &activation, &["k1", "k2", "k3", "k4"]).await,
         [
-            ("k1".into(), b"new".to_vec()),
-            ("k2".into(), b"h2".to_vec())
+            ("k1".into(), b"h1".to_vec()),
+            ("k2".into(), b"h2".to_vec()),
+            ("k3".into(), b"h3".to_vec())
         ]
     );
-    assert_eq!(store.get_run(&run.id).await.unwrap().counts.loaded, 3);
+    // Also when the failure comes as a fatal report.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    claim(&store, &run.id, "0", &[("k4", b"h4")]).await;
+    let fatal = v1::Progress {
+        terminal: Some(Terminal::Fatal(v1::FatalError {
+            message: "401".into(),
+        })),
+        ..loaded(&run.id, "fatal", 0)
+    };
+    store.apply_progress(&fatal).await.unwrap();
+    assert_eq!(
+        store.get_run(&run.id).await.unwrap().state,
+        RunState::Failed
+    );
+    assert!(snapshot(&store, &activation, &["k4"]).await.is_empty());
 
-    // A late report of a run made with settings the snapshot no longer belongs to is counted
-    // for that run but stays out of the snapshot.
+    // A dead-lettered row batch (rule `dead_letter` at MAP): what it claimed is put back.
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    claim(&store, &run.id, "7", &[("k5", b"h5")]).await;
+    claim(&store, &run.id, "8", &[("k6", b"h6")]).await;
+    let dead = v1::Progress {
+        run_id: run.id.clone(),
+        batch_id: format!("{}-7", run.id),
+        stage: v1::Stage::Map.into(),
+        failed: 1,
+        failures: vec![v1::FailedRow {
+            row_number: 1,
+            rule: mixsync_state::DEAD_LETTER_RULE.into(),
+            message: "the mapper gave up".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    store.apply_progress(&dead).await.unwrap();
+    assert_eq!(
+        snapshot(&store, &activation, &["k5", "k6"]).await,
+        [("k6".into(), b"h6".to_vec())]
+    );
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_run_made_with_settings_the_snapshot_no_longer_has_claims_nothing() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let plan = store.run_plan(&run.id).await.unwrap();
+    store.cancel_run(&run.id).await.unwrap();
     let mut spec = activation_spec("a", "", "");
     let current = store.get_activation(&activation).await.unwrap().spec;
     spec.warehouse_id = current.warehouse_id;
     spec.target_id = current.target_id;
     spec.query = "SELECT 2".into();
-    store.cancel_run(&run.id).await.unwrap();
     store.update_activation(&activation, &spec).await.unwrap();
     let next = store.create_run(&activation, false, None).await.unwrap();
-    store
-        .apply_progress(&loaded(&run.id, "late", &[("k9", b"h9")]))
+    // A late batch of the old run: sent, not recorded.
+    let record = [KeyToClaim {
+        key: "k9",
+        row_number: 1,
+        row_hash: b"h9",
+    }];
+    let late = store
+        .claim_keys(&plan, &format!("{}-0", run.id), &record)
         .await
         .unwrap();
+    assert!(late["k9"].send);
     assert!(snapshot(&store, &activation, &["k9"]).await.is_empty());
-    store
-        .apply_progress(&loaded(&next.id, "0", &[("k9", b"h9")]))
-        .await
-        .unwrap();
+    claim(&store, &next.id, "0", &[("k9", b"h9")]).await;
     assert_eq!(snapshot(&store, &activation, &["k9"]).await.len(), 1);
     drop(store);
     db.drop().await;
@@ -200,15 +320,16 @@ async fn claims_detect_duplicates_skip_unchanged_records_and_repeat_their_decisi
     let db = TestDb::create().await;
     let store = db.store().await;
     let activation = seeded(&store).await;
+    let previous = store.create_run(&activation, false, None).await.unwrap();
+    claim(
+        &store,
+        &previous.id,
+        "0",
+        &[("same", b"h-same"), ("changed", b"h-old")],
+    )
+    .await;
+    store.cancel_run(&previous.id).await.unwrap();
     let run = store.create_run(&activation, false, None).await.unwrap();
-    store
-        .apply_progress(&loaded(
-            &run.id,
-            "previous",
-            &[("same", b"h-same"), ("changed", b"h-old")],
-        ))
-        .await
-        .unwrap();
     let plan = store.run_plan(&run.id).await.unwrap();
     let batch = format!("{}-0", run.id);
     let records = [
@@ -261,23 +382,22 @@ async fn claims_detect_duplicates_skip_unchanged_records_and_repeat_their_decisi
     );
     assert!(!claims2["fresh"].is_duplicate_for(&other));
 
-    // The first batch's records were loaded (the snapshot now holds them), then the batch is
+    // The first batch's records were loaded (the snapshot holds them), then the batch is
     // redelivered: same owners, same decisions.
     store
-        .apply_progress(&loaded(
-            &run.id,
-            "0",
-            &[("changed", b"h-new"), ("new", b"h-x"), ("nul\0key", b"h-y")],
-        ))
+        .apply_progress(&loaded(&run.id, "0", 3))
         .await
         .unwrap();
     assert_eq!(
-        snapshot(&store, &activation, &["nul\0key"]).await,
-        [("nul\0key".into(), b"h-y".to_vec())]
+        snapshot(&store, &activation, &["nul\0key", "changed"]).await,
+        [
+            ("changed".into(), b"h-new".to_vec()),
+            ("nul\0key".into(), b"h-y".to_vec())
+        ]
     );
     let again = store.claim_keys(&plan, &batch, &records).await.unwrap();
     assert_eq!(again, claims);
-    assert_eq!(run_keys(&db, &run.id).await, 5);
+    assert_eq!(claimed(&db, &run.id).await, 5);
     drop(store);
     db.drop().await;
 }
@@ -288,10 +408,7 @@ async fn a_full_resync_sends_unchanged_records() {
     let store = db.store().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
-    store
-        .apply_progress(&loaded(&run.id, "0", &[("k", b"h")]))
-        .await
-        .unwrap();
+    claim(&store, &run.id, "0", &[("k", b"h")]).await;
     store.cancel_run(&run.id).await.unwrap();
     let run = store.create_run(&activation, true, None).await.unwrap();
     let plan = store.run_plan(&run.id).await.unwrap();
@@ -310,31 +427,17 @@ async fn a_full_resync_sends_unchanged_records() {
 }
 
 #[tokio::test]
-async fn a_run_forgets_its_keys_when_it_ends() {
+async fn an_ended_run_claims_nothing_new_and_the_next_run_takes_the_keys_over() {
     let db = TestDb::create().await;
     let store = db.store().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
-    let plan = store.run_plan(&run.id).await.unwrap();
-    let batch = format!("{}-0", run.id);
-    let records = [
-        KeyToClaim {
-            key: "a",
-            row_number: 1,
-            row_hash: b"1",
-        },
-        KeyToClaim {
-            key: "b",
-            row_number: 2,
-            row_hash: b"2",
-        },
-    ];
-    store.claim_keys(&plan, &batch, &records).await.unwrap();
-    assert_eq!(run_keys(&db, &run.id).await, 2);
+    let records: [(&str, &[u8]); 2] = [("a", b"1"), ("b", b"2")];
+    claim(&store, &run.id, "0", &records).await;
+    assert_eq!(claimed(&db, &run.id).await, 2);
     store.apply_progress(&extracted(&run.id, 2)).await.unwrap();
-    assert_eq!(run_keys(&db, &run.id).await, 2);
     let outcome = store
-        .apply_progress(&loaded(&run.id, "0", &[("a", b"1"), ("b", b"2")]))
+        .apply_progress(&loaded(&run.id, "0", 2))
         .await
         .unwrap();
     assert_eq!(
@@ -343,34 +446,25 @@ async fn a_run_forgets_its_keys_when_it_ends() {
             state: RunState::Succeeded
         }
     );
-    assert_eq!(run_keys(&db, &run.id).await, 0);
 
-    // A redelivered batch of the ended run claims nothing and is told to send.
-    let late = store.claim_keys(&plan, &batch, &records).await.unwrap();
-    assert!(late.values().all(|c| c.send && !c.is_duplicate_for(&batch)));
-    assert_eq!(run_keys(&db, &run.id).await, 0);
+    // A redelivered batch of the ended run gets its claims back; a new key is not recorded.
+    let late = claim(&store, &run.id, "0", &[("a", b"1"), ("c", b"3")]).await;
+    assert!(!late["a"].is_duplicate_for(&format!("{}-0", run.id)));
+    assert!(late["c"].send);
+    assert!(snapshot(&store, &activation, &["c"]).await.is_empty());
 
-    // Cancelling (or failing) a run forgets its keys too.
-    let run = store.create_run(&activation, false, None).await.unwrap();
-    let plan = store.run_plan(&run.id).await.unwrap();
-    store
-        .claim_keys(&plan, &format!("{}-0", run.id), &records)
-        .await
-        .unwrap();
-    assert_eq!(run_keys(&db, &run.id).await, 2);
-    store.cancel_run(&run.id).await.unwrap();
-    assert_eq!(run_keys(&db, &run.id).await, 0);
+    // The next run takes the keys over: unchanged, skipped.
+    let next = store.create_run(&activation, false, None).await.unwrap();
+    let claims = claim(&store, &next.id, "0", &records).await;
+    assert!(claims.values().all(|c| !c.send));
+    assert_eq!(
+        (claimed(&db, &run.id).await, claimed(&db, &next.id).await),
+        (0, 2)
+    );
 
-    // Deleting the activation takes a running run's keys and the snapshot with it.
-    let run = store.create_run(&activation, false, None).await.unwrap();
-    let plan = store.run_plan(&run.id).await.unwrap();
-    store
-        .claim_keys(&plan, &format!("{}-0", run.id), &records)
-        .await
-        .unwrap();
-    assert_eq!(store.snapshot_size(&activation).await.unwrap(), 2);
+    // Deleting the activation takes the snapshot with it.
     store.delete_activation(&activation).await.unwrap();
-    assert_eq!(run_keys(&db, &run.id).await, 0);
+    assert_eq!(claimed(&db, &next.id).await, 0);
     assert_eq!(store.snapshot_size(&activation).await.unwrap(), 0);
     drop(store);
     db.drop().await;
@@ -435,7 +529,7 @@ async fn concurrent_batches_sharing_keys_get_one_owner_per_key() {
         })
         .sum();
     assert_eq!(owned, owners.len());
-    assert_eq!(run_keys(&db, &run.id).await, owners.len() as i64);
+    assert_eq!(claimed(&db, &run.id).await, owners.len() as i64);
     drop(store);
     db.drop().await;
 }
