@@ -248,6 +248,68 @@ async fn a_loader_killed_mid_run_and_restarted_completes_the_run() -> anyhow::Re
     Ok(())
 }
 
+/// The extractor acks its request when it takes the run's extraction lease, so a killed
+/// extractor leaves nothing in the queue: control sees the lease expire (30 s) and queues the
+/// extraction again; the new extractor reads from the start and every row counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extractor_killed_mid_extraction_is_replaced_and_the_run_completes() -> anyhow::Result<()>
+{
+    let mut world = World::new("extractor-kill").await?;
+    // Slow Mixpanel down and keep few rows in flight, so extraction is still going at the kill.
+    world.env.extend([
+        ("MIXSYNC_EMULATOR_EVENTS_PER_SEC".into(), "5000".into()),
+        ("MIXSYNC_EXTRACT_MAX_IN_FLIGHT_ROWS".into(), "5000".into()),
+        ("MIXSYNC_SCHEDULER_TICK".into(), "1s".into()),
+    ]);
+    seed(&mut world, 50_000, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation =
+        events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id: activation.id.clone(),
+            full_resync: false,
+        })
+        .await?
+        .into_inner()
+        .run
+        .expect("a run");
+    loop {
+        let now = get_run(&mut control, &run.id).await?;
+        assert!(
+            counts(&now).extracted < 50_000,
+            "extraction ended before the kill: {now:?}"
+        );
+        if counts(&now).loaded >= 5_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.kill("extractor").await?;
+    world.start("extractor")?;
+    let run = wait_for_end(&mut control, &run.id, RUN_TIMEOUT).await?;
+    assert_eq!(
+        run.state,
+        pb::RunState::Succeeded as i32,
+        "{run:?}\n{}",
+        world.log("control")
+    );
+    assert_adds_up(&run);
+    assert_eq!(
+        (counts(&run).extracted, counts(&run).loaded),
+        (50_000, 50_000)
+    );
+    assert!(
+        world.log("control").contains("extraction queued again"),
+        "control should say it queued the extraction again"
+    );
+    let (ids, total) = stored(&world).await?;
+    assert_eq!((ids.len(), total), (50_000, 50_000));
+    world.cleanup().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_queries_are_refused_by_the_read_only_transaction() -> anyhow::Result<()> {
     let mut world = World::new("readonly").await?;

@@ -14,6 +14,8 @@ use crate::services::{Context, runs};
 const DEFAULT_TICK: Duration = Duration::from_secs(5);
 /// Slots claimed per transaction.
 const CLAIM_LIMIT: i64 = 32;
+/// How long a re-queued extraction has to be taken by an extractor before it is queued again.
+const REQUEUE_GRACE: Duration = Duration::from_secs(60);
 
 /// How the scheduler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +94,10 @@ pub(crate) async fn run(ctx: Context, settings: Settings) {
     }
 }
 
-/// One pass: first slots for new schedules, then every due slot.
+/// One pass: extractions whose extractor died, first slots for new schedules, then every due
+/// slot.
 async fn tick(ctx: &Context, settings: Settings) -> Result<(), StateError> {
+    requeue_expired(ctx).await?;
     let now = SystemTime::now();
     ctx.state.sync_schedules(now, settings.minute).await?;
     loop {
@@ -109,6 +113,36 @@ async fn tick(ctx: &Context, settings: Settings) -> Result<(), StateError> {
             return Ok(());
         }
     }
+}
+
+/// Queues again every running extraction whose lease expired: its extractor stopped renewing
+/// it (it died, or lost the state database for longer than the lease). The next extractor
+/// reads the query again from the start; batches already accounted count once.
+async fn requeue_expired(ctx: &Context) -> Result<(), StateError> {
+    for expired in ctx
+        .state
+        .expired_extractions(REQUEUE_GRACE, CLAIM_LIMIT)
+        .await?
+    {
+        let request = mixsync_proto::v1::ExtractRequest {
+            run_id: expired.run_id.clone(),
+            activation_id: expired.activation_id.clone(),
+            full_resync: expired.full_resync,
+        };
+        match ctx.publisher.publish(mixsync_bus::EXTRACT, &request).await {
+            Ok(()) => tracing::warn!(
+                run_id = %expired.run_id,
+                "the run's extractor stopped renewing its lease; extraction queued again"
+            ),
+            // The lease stays expired after the grace period: tried again then.
+            Err(e) => tracing::error!(
+                run_id = %expired.run_id,
+                error = %e,
+                "cannot queue the extraction again"
+            ),
+        }
+    }
+    Ok(())
 }
 
 async fn handle(ctx: &Context, outcome: ScheduledRun) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
 use mixsync_proto::convert::from_domain_values;
 use mixsync_proto::v1::{self, ExtractRequest, RowBatch, Stage, progress::Terminal};
-use mixsync_state::{RunPlan, StateError, StateStore};
+use mixsync_state::{Begin, RunPlan, StateError, StateStore};
 use prost::Message as _;
 use secrecy::ExposeSecret as _;
 use tokio::task::JoinHandle;
@@ -50,6 +50,12 @@ enum Stop {
 /// database outage does not become a hot loop.
 const REQUEUE_DELAY: Duration = Duration::from_secs(2);
 
+/// How long an extraction lease lasts unless renewed: control queues the extraction again when
+/// it expires (the extractor died).
+const LEASE: Duration = Duration::from_secs(30);
+/// How often the lease is renewed while the extraction goes on.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+
 /// Why the extractor stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,7 +68,7 @@ pub enum Error {
 }
 
 /// Runs the extractor until `shutdown` is cancelled or the bus closes. An extraction in progress
-/// at shutdown is abandoned unacked; RabbitMQ redelivers its request.
+/// at shutdown is abandoned: its lease expires and control queues it again.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let state =
         StateStore::connect(config.database_url.expose_secret(), &config.secret_key).await?;
@@ -107,16 +113,16 @@ struct Extractor {
     max_in_flight_rows: u64,
 }
 
-/// How a request ended.
+/// How an extraction ended (the request was acked when its lease was taken).
 enum Outcome {
-    /// Everything is published: ack.
+    /// Everything is published.
     Done,
-    /// The run cannot be extracted: report `fatal` with this message, then ack.
+    /// The run cannot be extracted: report `fatal` with this message.
     Fatal(String),
-    /// Nothing can be done with it: dead-letter it.
-    DeadLetter(String),
-    /// A transient failure: requeue it after a pause.
+    /// A transient failure: give the lease back, so control queues the extraction again.
     Retry(String),
+    /// The lease expired and another extractor took it over: stop, it carries on.
+    LeaseLost,
 }
 
 impl Extractor {
@@ -131,24 +137,102 @@ impl Extractor {
         };
         let span = tracing::info_span!("extract", run_id = %request.run_id);
         let _ = span.set_parent(delivery.span_context());
-        async {
-            let outcome = self.extract(&request).await;
-            self.finish(delivery, &request, outcome).await;
+        self.handle_request(delivery, &request)
+            .instrument(span)
+            .await;
+    }
+
+    /// Takes the run's extraction lease, acks the request, and extracts; or settles the request
+    /// when the run needs no extraction.
+    async fn handle_request(&self, delivery: &Delivery, request: &ExtractRequest) {
+        let owner = lease_owner();
+        match self
+            .state
+            .begin_extraction(&request.run_id, &owner, LEASE)
+            .await
+        {
+            Ok(Begin::Started) => {
+                // The lease, not the unacked delivery, now stands for "being extracted": an
+                // extraction may outlast the broker's ack timeout.
+                settle(delivery.ack().await);
+                self.extract_leased(request, &owner).await;
+            }
+            Ok(Begin::Busy) => {
+                tracing::info!(run_id = %request.run_id,
+                    "another extractor holds this run's extraction (or it is done); request dropped");
+                settle(delivery.ack().await);
+            }
+            Ok(Begin::Stopped) => match self.cancelled_before_start(request).await {
+                Ok(()) => settle(delivery.ack().await),
+                Err(reason) => self.retry(delivery, request, &reason).await,
+            },
+            Err(e @ StateError::NotFound { .. }) => {
+                settle(delivery.dead_letter(Stage::Extract, &e.to_string()).await);
+            }
+            Err(e) => self.retry(delivery, request, &e.to_string()).await,
         }
-        .instrument(span)
-        .await;
+    }
+
+    /// Extracts under the lease `owner` holds, renewing it meanwhile, then settles the lease:
+    /// done, or given back for control to queue the extraction again.
+    async fn extract_leased(&self, request: &ExtractRequest, owner: &str) {
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn(renew(
+            self.state.clone(),
+            request.run_id.clone(),
+            owner.to_owned(),
+            lost.clone(),
+        ));
+        let outcome = tokio::select! {
+            outcome = self.extract(request) => outcome,
+            () = lost.cancelled() => Outcome::LeaseLost,
+        };
+        renewer.abort();
+        let retry = match outcome {
+            Outcome::Done => None,
+            Outcome::Fatal(message) => {
+                ExtractionFailed {
+                    run_id: &request.run_id,
+                    message: &message,
+                }
+                .emit();
+                let progress = fatal_progress(request, message);
+                self.publisher
+                    .publish(PROGRESS, &progress)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            Outcome::Retry(reason) => Some(reason),
+            Outcome::LeaseLost => {
+                tracing::warn!(run_id = %request.run_id,
+                    "the extraction lease was taken over (this extractor was too slow to renew it); stopping");
+                return;
+            }
+        };
+        let settled = match &retry {
+            None => self.state.end_extraction(&request.run_id).await,
+            Some(reason) => {
+                RequestRequeued {
+                    run_id: &request.run_id,
+                    reason,
+                }
+                .emit();
+                self.state.release_extraction(&request.run_id, owner).await
+            }
+        };
+        if let Err(e) = settled {
+            // The lease expires on its own; control then queues the extraction again (a done
+            // extraction is re-read, and its batches are accounted once).
+            tracing::warn!(run_id = %request.run_id, error = %e, "cannot settle the extraction lease");
+        }
     }
 
     async fn extract(&self, request: &ExtractRequest) -> Outcome {
-        match self.state.begin_extraction(&request.run_id).await {
-            Ok(true) => {}
-            Ok(false) => return self.cancelled_before_start(request).await,
-            Err(e) => return Outcome::Retry(e.to_string()),
-        }
         let plan = match self.state.run_plan(&request.run_id).await {
             Ok(plan) => plan,
             Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
-                return Outcome::DeadLetter(e.to_string());
+                return Outcome::Fatal(e.to_string());
             }
             Err(e) => return Outcome::Retry(e.to_string()),
         };
@@ -259,18 +343,29 @@ impl Extractor {
         }
     }
 
-    /// The run may not be extracted: it does not exist (the request is dead-lettered), it ended (a run cancelled while queued ends at once), or
-    /// it was cancelled while an earlier delivery of this request was extracting and that
-    /// extractor died. A run that ended needs nothing; a running one is told extraction is over
-    /// with an unknown total — what the dead extractor published is on the progress queue
-    /// ahead of this report, and the run closes once those rows are accounted for.
-    async fn cancelled_before_start(&self, request: &ExtractRequest) -> Outcome {
-        match self.state.get_run(&request.run_id).await {
-            Ok(run) if run.state.is_terminal() => Outcome::Done,
-            Ok(_) => self.publish_cancelled(request, None).await,
-            Err(e @ StateError::NotFound { .. }) => Outcome::DeadLetter(e.to_string()),
-            Err(e) => Outcome::Retry(e.to_string()),
+    /// The run may not be extracted: it ended (a run cancelled while queued ends at once), or
+    /// it was cancelled while an extractor that died was extracting it. A run that ended needs
+    /// nothing; a running one is told extraction is over with an unknown total — what the dead
+    /// extractor published is on the progress queue ahead of this report, and the run closes
+    /// once those rows are accounted for. `Err` carries why the request must be retried.
+    async fn cancelled_before_start(&self, request: &ExtractRequest) -> Result<(), String> {
+        let run = match self.state.get_run(&request.run_id).await {
+            Ok(run) => run,
+            Err(StateError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if run.state.is_terminal() {
+            return Ok(());
         }
+        match self.publish_cancelled(request, None).await {
+            Outcome::Done => {}
+            Outcome::Retry(reason) | Outcome::Fatal(reason) => return Err(reason),
+            Outcome::LeaseLost => return Ok(()),
+        }
+        self.state
+            .end_extraction(&request.run_id)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Reports that extraction of a cancelled run ended after `sent` = (rows, batches), or after
@@ -352,28 +447,6 @@ impl Extractor {
         })
     }
 
-    async fn finish(&self, delivery: &Delivery, request: &ExtractRequest, outcome: Outcome) {
-        match outcome {
-            Outcome::Done => settle(delivery.ack().await),
-            Outcome::Fatal(message) => {
-                ExtractionFailed {
-                    run_id: &request.run_id,
-                    message: &message,
-                }
-                .emit();
-                let progress = fatal_progress(request, message);
-                match self.publisher.publish(PROGRESS, &progress).await {
-                    Ok(()) => settle(delivery.ack().await),
-                    Err(e) => self.retry(delivery, request, &e.to_string()).await,
-                }
-            }
-            Outcome::DeadLetter(reason) => {
-                settle(delivery.dead_letter(Stage::Extract, &reason).await);
-            }
-            Outcome::Retry(reason) => self.retry(delivery, request, &reason).await,
-        }
-    }
-
     async fn retry(&self, delivery: &Delivery, request: &ExtractRequest, reason: &str) {
         RequestRequeued {
             run_id: &request.run_id,
@@ -383,6 +456,30 @@ impl Extractor {
         tokio::time::sleep(REQUEUE_DELAY).await;
         settle(delivery.nack_requeue().await);
     }
+}
+
+/// Renews the lease every [`RENEW_EVERY`] until aborted; cancels `lost` when another extractor
+/// took it over. A state store that cannot be reached is tried again at the next renewal.
+async fn renew(state: StateStore, run_id: String, owner: String, lost: CancellationToken) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        match state.renew_extraction(&run_id, &owner, LEASE).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(run_id, error = %e, "cannot renew the extraction lease"),
+        }
+    }
+}
+
+/// This extraction's lease owner: process and start time, unique across extractors.
+fn lease_owner() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("extractor-{}-{nanos:x}", std::process::id())
 }
 
 /// The report that ends a run: `fatal`, with the batch id `<run_id>-fatal`.

@@ -40,40 +40,4 @@ impl StateStore {
             None => self.get_run(id).await,
         }
     }
-
-    /// The extractor's claim on run `id` before it reads anything: a queued run becomes RUNNING
-    /// (a redelivered request finds it RUNNING already). `false` — do not extract — when cancel
-    /// was requested, the run ended, or it does not exist. One row update, so it serializes with
-    /// [`StateStore::request_cancel`]: a run is either cancelled while queued (and never
-    /// extracted) or cancelled while running (and drained), never both.
-    pub async fn begin_extraction(&self, id: &str) -> Result<bool, StateError> {
-        let client = self.client().await?;
-        let updated = client
-            .execute(
-                "UPDATE runs SET state = 'running', started_at = COALESCE(started_at, now()),
-                     updated_at = now()
-                 WHERE id = $1 AND state IN ('queued', 'running') AND cancel_requested_at IS NULL",
-                &[&id],
-            )
-            .await?;
-        Ok(updated == 1)
-    }
-
-    /// What the extractor of run `id` needs between batches: whether to stop (cancel
-    /// was requested or the run ended) and how many rows are accounted for downstream
-    /// (`skipped + loaded + failed`), so it can keep the rows in flight bounded.
-    pub async fn extraction_pressure(&self, id: &str) -> Result<(bool, u64), StateError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT cancel_requested_at IS NOT NULL OR state NOT IN ('queued', 'running'),
-                        skipped + loaded + failed
-                 FROM runs WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-        Ok(row.map_or((false, 0), |row| {
-            (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))
-        }))
-    }
 }

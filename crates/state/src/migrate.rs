@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_claims_in_snapshot",
         include_str!("../migrations/0005_claims_in_snapshot.sql"),
     ),
+    (
+        "0006_extraction_lease",
+        include_str!("../migrations/0006_extraction_lease.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

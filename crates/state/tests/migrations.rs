@@ -32,7 +32,8 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
             "0002_sync_snapshots",
             "0003_dead_letters_replays",
             "0004_schedules",
-            "0005_claims_in_snapshot"
+            "0005_claims_in_snapshot",
+            "0006_extraction_lease"
         ]
     );
     drop(store);

@@ -5,7 +5,12 @@ mod common;
 
 use common::{TestDb, seeded};
 use mixsync_proto::v1::{self, progress::Terminal};
-use mixsync_state::{FailedRecordFilter, PageRequest, ProgressOutcome, RunState, Stage};
+use std::time::Duration;
+
+use mixsync_state::{
+    Begin, ExpiredExtraction, FailedRecordFilter, PageRequest, ProgressOutcome, RunState, Stage,
+    StateError,
+};
 
 fn report(run_id: &str, stage: v1::Stage, batch: &str) -> v1::Progress {
     v1::Progress {
@@ -247,6 +252,8 @@ async fn an_empty_result_succeeds_at_once() {
     db.drop().await;
 }
 
+const LEASE: Duration = Duration::from_secs(30);
+
 #[tokio::test]
 async fn a_run_cancelled_while_queued_is_never_extracted() {
     let db = TestDb::create().await;
@@ -255,21 +262,118 @@ async fn a_run_cancelled_while_queued_is_never_extracted() {
     let run = store.create_run(&activation, false, None).await.unwrap();
     let cancelled = store.request_cancel(&run.id).await.unwrap();
     assert_eq!(cancelled.state, RunState::Cancelled);
-    assert!(!store.begin_extraction(&run.id).await.unwrap());
-    assert!(!store.begin_extraction("no-such-run").await.unwrap());
+    assert_eq!(
+        store.begin_extraction(&run.id, "x1", LEASE).await.unwrap(),
+        Begin::Stopped
+    );
+    assert!(matches!(
+        store.begin_extraction("no-such-run", "x1", LEASE).await,
+        Err(StateError::NotFound { .. })
+    ));
 
     // Begun first: the run is RUNNING, and cancel marks it instead of ending it.
     let run = store.create_run(&activation, false, None).await.unwrap();
-    assert!(store.begin_extraction(&run.id).await.unwrap());
+    assert_eq!(
+        store.begin_extraction(&run.id, "x1", LEASE).await.unwrap(),
+        Begin::Started
+    );
     assert_eq!(
         store.get_run(&run.id).await.unwrap().state,
         RunState::Running
     );
-    // A redelivered request finds it running and may go on.
-    assert!(store.begin_extraction(&run.id).await.unwrap());
     let marked = store.request_cancel(&run.id).await.unwrap();
     assert_eq!(marked.state, RunState::Running);
-    assert!(!store.begin_extraction(&run.id).await.unwrap());
+    assert_eq!(
+        store.begin_extraction(&run.id, "x2", LEASE).await.unwrap(),
+        Begin::Stopped
+    );
+    drop(store);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn one_extractor_holds_the_lease_and_an_expired_one_is_queued_again_once() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, true, None).await.unwrap();
+    assert_eq!(
+        store.begin_extraction(&run.id, "x1", LEASE).await.unwrap(),
+        Begin::Started
+    );
+    // A second request while x1 renews: busy. x1's own redelivery: still its lease.
+    assert_eq!(
+        store.begin_extraction(&run.id, "x2", LEASE).await.unwrap(),
+        Begin::Busy
+    );
+    assert!(store.renew_extraction(&run.id, "x1", LEASE).await.unwrap());
+    let grace = Duration::from_secs(60);
+    assert!(
+        store
+            .expired_extractions(grace, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // x1 stops renewing (its lease runs out): control queues the extraction again, once.
+    assert!(
+        store
+            .renew_extraction(&run.id, "x1", Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let expired = store.expired_extractions(grace, 10).await.unwrap();
+    assert_eq!(
+        expired,
+        [ExpiredExtraction {
+            run_id: run.id.clone(),
+            activation_id: activation.clone(),
+            full_resync: true,
+        }]
+    );
+    assert!(
+        store
+            .expired_extractions(grace, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // x2 takes it over; x1, back, has lost it.
+    assert_eq!(
+        store.begin_extraction(&run.id, "x2", LEASE).await.unwrap(),
+        Begin::Started
+    );
+    assert!(!store.renew_extraction(&run.id, "x1", LEASE).await.unwrap());
+
+    // A released lease is queued again at once (after the grace given to the new request).
+    store.release_extraction(&run.id, "x2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.expired_extractions(grace, 10).await.unwrap().len(), 1);
+
+    // Done: never queued again, and a late request finds nothing to do.
+    assert_eq!(
+        store.begin_extraction(&run.id, "x3", LEASE).await.unwrap(),
+        Begin::Started
+    );
+    store.end_extraction(&run.id).await.unwrap();
+    assert!(!store.renew_extraction(&run.id, "x3", LEASE).await.unwrap());
+    assert_eq!(
+        store.begin_extraction(&run.id, "x4", LEASE).await.unwrap(),
+        Begin::Busy
+    );
+    store
+        .renew_extraction(&run.id, "x3", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .expired_extractions(Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     drop(store);
     db.drop().await;
 }
@@ -280,7 +384,10 @@ async fn a_cancelled_run_with_an_unknown_total_closes_on_what_was_reported() {
     let store = db.store().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
-    assert!(store.begin_extraction(&run.id).await.unwrap());
+    assert_eq!(
+        store.begin_extraction(&run.id, "x1", LEASE).await.unwrap(),
+        Begin::Started
+    );
     store
         .apply_progress(&extracted(&run.id, "0", 5, None))
         .await

@@ -1,0 +1,173 @@
+//! The extraction lease: an extractor takes its run's lease before reading, renews it while
+//! it reads, and marks the extraction done once its last report is published. Control queues
+//! the extraction again when a lease expires, so an extractor that dies is replaced, and the
+//! ExtractRequest can be acked at once (an extraction may outlast RabbitMQ's ack timeout).
+
+use std::time::Duration;
+
+use crate::error::StateError;
+use crate::store::StateStore;
+
+/// What [`StateStore::begin_extraction`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// The lease is this extractor's: extract.
+    Started,
+    /// Another extractor holds a live lease, or the extraction is done: nothing to do.
+    Busy,
+    /// Cancel was requested or the run ended: do not extract.
+    Stopped,
+}
+
+/// An extraction whose lease expired, queued again by control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredExtraction {
+    /// The run.
+    pub run_id: String,
+    /// Its activation.
+    pub activation_id: String,
+    /// Whether it is a full resync.
+    pub full_resync: bool,
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl StateStore {
+    /// Takes run `id`'s extraction lease for `owner` (a queued run becomes RUNNING). One row
+    /// update, so it serializes with [`StateStore::request_cancel`]: a run is either cancelled
+    /// while queued (and never extracted) or cancelled while running (and drained). A lease
+    /// another extractor holds and renews is left alone; an expired one is taken over. An
+    /// unknown run is [`StateError::NotFound`].
+    pub async fn begin_extraction(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Begin, StateError> {
+        let client = self.client().await?;
+        let taken = client
+            .execute(
+                "UPDATE runs SET state = 'running', started_at = COALESCE(started_at, now()),
+                     updated_at = now(), extract_lease = $2,
+                     extract_lease_until = now() + $3 * interval '1 millisecond'
+                 WHERE id = $1 AND state IN ('queued', 'running') AND cancel_requested_at IS NULL
+                   AND NOT extract_done
+                   AND (extract_lease IS NULL OR extract_lease = $2 OR extract_lease_until < now())",
+                &[&id, &owner, &millis(lease)],
+            )
+            .await?;
+        if taken == 1 {
+            return Ok(Begin::Started);
+        }
+        let row = client
+            .query_opt(
+                "SELECT state IN ('queued', 'running') AND cancel_requested_at IS NULL
+                 FROM runs WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| StateError::not_found("run", id))?;
+        Ok(if row.get(0) {
+            Begin::Busy
+        } else {
+            Begin::Stopped
+        })
+    }
+
+    /// Renews `owner`'s lease on run `id`'s extraction; `false` when it lost it (it expired and
+    /// another extractor took it, or the extraction is done): stop reading.
+    pub async fn renew_extraction(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        let client = self.client().await?;
+        let renewed = client
+            .execute(
+                "UPDATE runs SET extract_lease_until = now() + $3 * interval '1 millisecond'
+                 WHERE id = $1 AND extract_lease = $2 AND NOT extract_done",
+                &[&id, &owner, &millis(lease)],
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Marks run `id`'s extraction done (its last report is published): its lease no longer
+    /// needs renewing and is never taken over.
+    pub async fn end_extraction(&self, id: &str) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE runs SET extract_done = true, extract_lease_until = NULL WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up `owner`'s lease on run `id` without finishing (a transient failure): control
+    /// queues the extraction again on its next look.
+    pub async fn release_extraction(&self, id: &str, owner: &str) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE runs SET extract_lease = NULL, extract_lease_until = now()
+                 WHERE id = $1 AND extract_lease = $2 AND NOT extract_done",
+                &[&id, &owner],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` running extractions whose lease expired, to queue them again: each
+    /// is given `grace` for the new request to be taken before it counts as expired again.
+    /// `SKIP LOCKED`, so several control replicas never queue one twice.
+    pub async fn expired_extractions(
+        &self,
+        grace: Duration,
+        limit: i64,
+    ) -> Result<Vec<ExpiredExtraction>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE runs SET extract_lease = NULL,
+                     extract_lease_until = now() + $1 * interval '1 millisecond'
+                 WHERE id IN (
+                     SELECT id FROM runs
+                     WHERE state = 'running' AND NOT extract_done AND extract_lease_until < now()
+                     ORDER BY extract_lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, activation_id, full_resync",
+                &[&millis(grace), &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ExpiredExtraction {
+                run_id: row.get(0),
+                activation_id: row.get(1),
+                full_resync: row.get(2),
+            })
+            .collect())
+    }
+
+    /// What the extractor of run `id` needs between batches: whether to stop (cancel
+    /// was requested or the run ended) and how many rows are accounted for downstream
+    /// (`skipped + loaded + failed`), so it can keep the rows in flight bounded.
+    pub async fn extraction_pressure(&self, id: &str) -> Result<(bool, u64), StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT cancel_requested_at IS NOT NULL OR state NOT IN ('queued', 'running'),
+                        skipped + loaded + failed
+                 FROM runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map_or((false, 0), |row| {
+            (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))
+        }))
+    }
+}
