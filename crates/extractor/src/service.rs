@@ -177,17 +177,19 @@ impl Extractor {
     /// done, or given back for control to queue the extraction again.
     async fn extract_leased(&self, request: &ExtractRequest, owner: &str) {
         let lost = CancellationToken::new();
-        let renewer = tokio::spawn(renew(
+        // Renewal stops with this future, also when it is dropped at shutdown (the lease then
+        // expires and control queues the extraction again).
+        let renewer = AbortOnDrop(tokio::spawn(renew(
             self.state.clone(),
             request.run_id.clone(),
             owner.to_owned(),
             lost.clone(),
-        ));
+        )));
         let outcome = tokio::select! {
             outcome = self.extract(request) => outcome,
             () = lost.cancelled() => Outcome::LeaseLost,
         };
-        renewer.abort();
+        drop(renewer);
         let retry = match outcome {
             Outcome::Done => None,
             Outcome::Fatal(message) => {
@@ -471,6 +473,15 @@ async fn renew(state: StateStore, run_id: String, owner: String, lost: Cancellat
             }
             Err(e) => tracing::warn!(run_id, error = %e, "cannot renew the extraction lease"),
         }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
