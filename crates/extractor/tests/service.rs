@@ -267,3 +267,67 @@ async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() 
     service.stop().await;
     bus.purge_and_delete_all().await.unwrap();
 }
+
+/// A cancelled run whose extractor died mid-extraction (its lease expired; control queued the
+/// request again): the new extractor reads nothing and reports that extraction ended with an
+/// unknown total, so the run closes on the rows the dead extractor reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_whose_extractor_died_is_closed_with_an_unknown_total() {
+    let warehouse =
+        TestDb::create("CREATE TABLE signups AS SELECT 1 AS id, 'u' AS user_id, 1 AS ts").await;
+    let state_db = TestDb::create("").await;
+    let store = state(&state_db).await;
+    let (run_id, activation_id) = seed_run(
+        &store,
+        &warehouse.name,
+        "SELECT id, user_id, ts FROM signups",
+    )
+    .await;
+    // The dead extractor's lease, already expired, and then the cancel.
+    assert_eq!(
+        store
+            .begin_extraction(&run_id, "dead", Duration::ZERO)
+            .await
+            .unwrap(),
+        mixsync_state::Begin::Started
+    );
+    store.request_cancel(&run_id).await.unwrap();
+    let bus = bus().await;
+    let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
+    let mut rows = bus.consume(ROWS, 10).await.unwrap();
+    let service = Running::start(&state_db, &bus, 100);
+    bus.publisher()
+        .publish(
+            EXTRACT,
+            &ExtractRequest {
+                run_id: run_id.clone(),
+                activation_id,
+                full_resync: false,
+            },
+        )
+        .await
+        .unwrap();
+    let delivery = next(&mut progress).await;
+    let report = Progress::decode(delivery.body.as_slice()).unwrap();
+    delivery.ack().await.unwrap();
+    assert_eq!(report.batch_id, format!("{run_id}-cancelled"));
+    let Some(Terminal::ExtractionFinished(done)) = report.terminal else {
+        panic!("{report:?}")
+    };
+    assert!(done.total_unknown, "{done:?}");
+    // Nothing was read, and the extraction is done: never queued again.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rows.next())
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .expired_extractions(Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    service.stop().await;
+    bus.purge_and_delete_all().await.unwrap();
+}
