@@ -4,9 +4,10 @@
 //! Control applies the migrations ([`StateStore::migrate`]) and writes configuration; the
 //! pipeline services read what a run needs ([`StateStore::run_plan`],
 //! [`StateStore::warehouse_connection`], [`StateStore::target_connection`]) and control
-//! accounts their reports ([`StateStore::apply_progress`]), which also keep each activation's
-//! sync snapshot; the mapper claims each run's keys against it ([`StateStore::claim_keys`]) to
-//! skip unchanged records and report duplicate keys.
+//! accounts their reports ([`StateStore::apply_progress`]). The mapper claims each run's keys
+//! in the activation's sync snapshot ([`StateStore::claim_keys`]) to skip unchanged records and
+//! report duplicate keys; control puts back what failed to load. The extractor holds a lease on
+//! its run's extraction ([`StateStore::begin_extraction`]), which control re-queues if it expires.
 
 mod activations;
 mod cancel;

@@ -68,9 +68,10 @@ impl StateStore {
     /// control keep up with a fast pipeline). For each report: records the batch (once per
     /// `(run_id, stage, batch_id)`), adds its counts, stores its failed rows, puts back the
     /// snapshot hash of records that failed to load (and of a dead-lettered batch's), marks
-    /// extraction finished or the run failed; then each run touched moves from QUEUED to RUNNING and ends —
-    /// SUCCEEDED or PARTIALLY_FAILED — once extraction finished and `extracted = skipped +
-    /// loaded + failed`. Reports for a run that already ended are recorded but do not change its
+    /// extraction finished or the run failed; then each run touched moves from QUEUED to
+    /// RUNNING and ends — SUCCEEDED or PARTIALLY_FAILED — once extraction finished and
+    /// `extracted = skipped + loaded + failed` (a run that ends FAILED puts back the snapshot
+    /// hash of everything it sent). Reports for a run that already ended are recorded but do not change its
     /// state. Runs are locked in id order, so concurrent batches serialize without deadlocks.
     /// Returns one outcome per report, in order.
     pub async fn apply_progress_batch(
