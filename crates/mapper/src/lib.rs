@@ -18,6 +18,7 @@ mod config;
 mod event;
 mod events;
 mod failure;
+mod ids;
 mod plans;
 mod profile;
 mod service;

@@ -8,8 +8,8 @@ use mixsync_domain::{
 use serde_json::Value as Json;
 
 use super::EventOptions;
-use super::ids::id_text;
 use crate::failure::{Origin, Problem};
+use crate::ids::id_text;
 
 /// Where one event field comes from in each row.
 #[derive(Debug, Clone)]
@@ -81,7 +81,8 @@ pub(crate) fn compile(
             columns,
             |j| {
                 let value = Value::Json(j.clone());
-                let text = id_text("distinct_id", &value).map_err(|e| (e.rule, e.detail))?;
+                let text =
+                    id_text("distinct_id", "event", &value).map_err(|e| (e.rule, e.detail))?;
                 DistinctId::parse(text).map_err(|e| (e.rule(), e.to_string()))
             },
         ),

@@ -1,7 +1,6 @@
 //! Mapping a warehouse row to one Mixpanel event (`/import`), checked against Mixpanel's rules.
 
 mod compile;
-mod ids;
 pub(crate) mod json;
 
 use std::borrow::Cow;
@@ -10,8 +9,8 @@ use mixsync_domain::rules::{check_event_size, check_property_value};
 use mixsync_domain::{DistinctId, EventName, EventTime, FieldMapping, InsertId, TimeError, Value};
 
 use crate::failure::{Origin, Problem, RowFailure};
+use crate::ids::id_text;
 use compile::{Compiled, Field, InsertIdField, compile};
-use ids::id_text;
 use json::EventJson;
 
 /// Per-activation switches for events.
@@ -200,7 +199,7 @@ fn distinct_id<'a>(
     match field {
         Field::Constant(id) => Ok(Cow::Borrowed(id)),
         Field::Column { index, origin } => {
-            let text = id_text("distinct_id", &row[*index])
+            let text = id_text("distinct_id", "event", &row[*index])
                 .map_err(|e| Problem::new("distinct_id", origin.clone(), e.rule, e.detail))?;
             DistinctId::parse(text.into_owned())
                 .map(Cow::Owned)
@@ -212,7 +211,7 @@ fn distinct_id<'a>(
 fn insert_id(field: &InsertIdField, row: &[Value]) -> Result<InsertId, Problem> {
     match field {
         InsertIdField::Column { index, origin } => {
-            let text = id_text("$insert_id", &row[*index])
+            let text = id_text("$insert_id", "event", &row[*index])
                 .map_err(|e| Problem::new("$insert_id", origin.clone(), e.rule, e.detail))?;
             InsertId::parse(text.into_owned())
                 .map_err(|e| Problem::new(e.field(), origin.clone(), e.rule(), e.to_string()))

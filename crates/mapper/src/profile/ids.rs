@@ -1,25 +1,9 @@
 //! Reading profile identifiers (`$distinct_id`, `$group_key`, `$group_id`) from warehouse values.
 
-use std::borrow::Cow;
+use mixsync_domain::{DistinctId, GroupId, GroupKey, Value};
 
-use mixsync_domain::{DistinctId, FieldError, GroupId, GroupKey, Value};
-use serde_json::Value as Json;
-
-/// Why a value cannot be a profile identifier: a stable rule and the message detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IdError {
-    pub rule: &'static str,
-    pub detail: String,
-}
-
-impl From<FieldError> for IdError {
-    fn from(e: FieldError) -> Self {
-        Self {
-            rule: e.rule(),
-            detail: e.to_string(),
-        }
-    }
-}
+pub(crate) use crate::ids::IdError;
+use crate::ids::id_text;
 
 /// Which identifier is read, for parsing and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +47,7 @@ impl IdField {
     /// objects are refused, then Mixpanel's rules for the field apply (non-empty, at most 255
     /// bytes, and for `$distinct_id` not a placeholder such as `null` or `0`).
     pub(crate) fn read(self, value: &Value) -> Result<String, IdError> {
-        let text = self.text(value)?;
+        let text = id_text(self.key(), self.who(), value)?;
         self.parse(text.into_owned())
     }
 
@@ -74,38 +58,6 @@ impl IdField {
             Self::GroupKey => GroupKey::parse(text)?.into_string(),
             Self::GroupId => GroupId::parse(text)?.into_string(),
         })
-    }
-
-    fn text(self, value: &Value) -> Result<Cow<'_, str>, IdError> {
-        let field = self.key();
-        let refuse = |what: &str| IdError {
-            rule: "id_type",
-            detail: format!(
-                "`{field}` is invalid: {what} is not an id; use a text, integer or uuid column"
-            ),
-        };
-        match value {
-            Value::Null | Value::Json(Json::Null) => Err(IdError {
-                rule: "required",
-                detail: format!(
-                    "`{field}` is invalid: it is null; every {} needs one",
-                    self.who()
-                ),
-            }),
-            Value::Bool(_) | Value::Json(Json::Bool(_)) => Err(refuse("a boolean")),
-            Value::Float(_) => Err(refuse("a floating-point number")),
-            Value::Array(_) | Value::Json(Json::Array(_)) => Err(refuse("a list")),
-            Value::Json(Json::Object(_)) => Err(refuse("a JSON object")),
-            Value::Int(_)
-            | Value::Numeric(_)
-            | Value::Text(_)
-            | Value::Uuid(_)
-            | Value::Date { .. }
-            | Value::Timestamp { .. }
-            | Value::Json(Json::String(_) | Json::Number(_)) => {
-                Ok(value.to_text().unwrap_or(Cow::Borrowed("")))
-            }
-        }
     }
 }
 

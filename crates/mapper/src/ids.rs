@@ -1,20 +1,35 @@
-//! Reading ids (`distinct_id`, `$insert_id`) from warehouse values.
+//! Reading ids (events' `distinct_id` and `$insert_id`, profiles' `$distinct_id`, `$group_key`
+//! and `$group_id`) from warehouse values.
 
 use std::borrow::Cow;
 
-use mixsync_domain::Value;
+use mixsync_domain::{FieldError, Value};
 use serde_json::Value as Json;
 
-/// Why a value cannot be an id.
+/// Why a value cannot be an id: a stable rule and the message detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IdError {
     pub rule: &'static str,
     pub detail: String,
 }
 
-/// The text of an id: text, numeric, integer, UUID, date and timestamp values, and JSON strings
-/// and numbers. `NULL` and booleans, floats (inexact), JSON objects/lists and arrays are refused.
-pub(crate) fn id_text<'a>(field: &str, value: &'a Value) -> Result<Cow<'a, str>, IdError> {
+impl From<FieldError> for IdError {
+    fn from(e: FieldError) -> Self {
+        Self {
+            rule: e.rule(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// The text of id `field` of a `who` (`event`, `user profile update`, …): text, numeric,
+/// integer, UUID, date and timestamp values, and JSON strings and numbers. `NULL` and booleans,
+/// floats (inexact), JSON objects/lists and arrays are refused.
+pub(crate) fn id_text<'a>(
+    field: &str,
+    who: &str,
+    value: &'a Value,
+) -> Result<Cow<'a, str>, IdError> {
     let refuse = |what: &str| IdError {
         rule: "id_type",
         detail: format!(
@@ -24,7 +39,7 @@ pub(crate) fn id_text<'a>(field: &str, value: &'a Value) -> Result<Cow<'a, str>,
     match value {
         Value::Null | Value::Json(Json::Null) => Err(IdError {
             rule: "required",
-            detail: format!("`{field}` is invalid: it is null; every event needs one"),
+            detail: format!("`{field}` is invalid: it is null; every {who} needs one"),
         }),
         Value::Bool(_) | Value::Json(Json::Bool(_)) => Err(refuse("a boolean")),
         Value::Float(_) => Err(refuse("a floating-point number")),
@@ -50,35 +65,44 @@ mod tests {
 
     #[test]
     fn ids_come_from_text_like_values() {
-        assert_eq!(id_text("distinct_id", &Value::Int(42)).unwrap(), "42");
-        assert_eq!(id_text("distinct_id", &Value::from("u1")).unwrap(), "u1");
         assert_eq!(
-            id_text("distinct_id", &Value::Uuid([0xab; 16])).unwrap(),
+            id_text("distinct_id", "event", &Value::Int(42)).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            id_text("distinct_id", "event", &Value::from("u1")).unwrap(),
+            "u1"
+        );
+        assert_eq!(
+            id_text("distinct_id", "event", &Value::Uuid([0xab; 16])).unwrap(),
             "abababab-abab-abab-abab-abababababab"
         );
         assert_eq!(
-            id_text("distinct_id", &Value::Json(json!("j"))).unwrap(),
+            id_text("distinct_id", "event", &Value::Json(json!("j"))).unwrap(),
             "j"
         );
-        assert_eq!(id_text("distinct_id", &Value::Json(json!(7))).unwrap(), "7");
+        assert_eq!(
+            id_text("distinct_id", "event", &Value::Json(json!(7))).unwrap(),
+            "7"
+        );
     }
 
     #[test]
     fn other_values_are_refused_with_a_rule() {
-        let err = id_text("distinct_id", &Value::Null).unwrap_err();
+        let err = id_text("distinct_id", "event", &Value::Null).unwrap_err();
         assert_eq!(err.rule, "required");
         assert_eq!(
             err.detail,
             "`distinct_id` is invalid: it is null; every event needs one"
         );
-        let err = id_text("$insert_id", &Value::Float(1.5)).unwrap_err();
+        let err = id_text("$insert_id", "event", &Value::Float(1.5)).unwrap_err();
         assert_eq!(
             err.detail,
             "`$insert_id` is invalid: a floating-point number is not an id; use a text, integer or uuid column"
         );
         assert_eq!(err.rule, "id_type");
-        assert!(id_text("x", &Value::Json(json!({}))).is_err());
-        assert!(id_text("x", &Value::Array(vec![])).is_err());
-        assert!(id_text("x", &Value::Bool(true)).is_err());
+        assert!(id_text("x", "event", &Value::Json(json!({}))).is_err());
+        assert!(id_text("x", "event", &Value::Array(vec![])).is_err());
+        assert!(id_text("x", "event", &Value::Bool(true)).is_err());
     }
 }
