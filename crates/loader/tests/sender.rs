@@ -183,8 +183,10 @@ async fn the_loaders_own_rate_limit_keeps_under_mixpanels() {
     config.rate_limit.events_per_sec = 2000;
     let emulator = start(config).await;
     let mut settings = settings();
+    // Half the emulator's limit: a loaded CI machine delays requests unevenly, and arrivals
+    // bunched by up to a second must still stay under it.
     settings.rate_limit = Some(RateLimits {
-        events_per_sec: 1500,
+        events_per_sec: 1000,
         bytes_per_min: 2_000_000_000,
     });
     let sender = sender(&settings);
