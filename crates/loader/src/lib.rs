@@ -30,9 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, SendSettings};
 pub use objects::Object;
+pub use objects::Profiles;
 pub use objects::events::{Events, EventsConfig};
-pub use objects::group_profiles::{GroupProfiles, GroupProfilesConfig};
-pub use objects::user_profiles::{UserProfiles, UserProfilesConfig};
+pub use objects::group_profiles::GroupProfilesConfig;
+pub use objects::user_profiles::UserProfilesConfig;
 pub use sender::{RecordOutcome, Sender};
 pub use service::{Service, ServiceSettings};
 pub use target::{Target, TargetCache, TargetError, TargetSource};
@@ -88,8 +89,8 @@ pub fn user_profiles_service<S: TargetSource>(
     config: &Config,
     targets: S,
     shutdown: CancellationToken,
-) -> Result<Service<UserProfiles, S>, Error> {
-    let object = UserProfiles::new(config.user_profiles);
+) -> Result<Service<Profiles, S>, Error> {
+    let object = Profiles::users(config.user_profiles);
     let kind = MixpanelObject::UserProfiles;
     service(object, LOAD_USER_PROFILES, kind, config, targets, shutdown)
 }
@@ -99,8 +100,8 @@ pub fn group_profiles_service<S: TargetSource>(
     config: &Config,
     targets: S,
     shutdown: CancellationToken,
-) -> Result<Service<GroupProfiles, S>, Error> {
-    let object = GroupProfiles::new(config.group_profiles);
+) -> Result<Service<Profiles, S>, Error> {
+    let object = Profiles::groups(config.group_profiles);
     let kind = MixpanelObject::GroupProfiles;
     service(object, LOAD_GROUP_PROFILES, kind, config, targets, shutdown)
 }

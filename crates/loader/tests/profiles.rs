@@ -7,9 +7,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use mixsync_loader::objects::{Object, RULE_REJECTED, RecordFailure};
-use mixsync_loader::{
-    GroupProfiles, GroupProfilesConfig, RecordOutcome, Sender, UserProfiles, UserProfilesConfig,
-};
+use mixsync_loader::{GroupProfilesConfig, Profiles, RecordOutcome, Sender, UserProfilesConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -17,15 +15,15 @@ fn sender<O: Object>(object: O) -> Sender<O> {
     Sender::new(object, &settings(), CancellationToken::new()).unwrap()
 }
 
-fn users(max_batch_updates: usize) -> Sender<UserProfiles> {
-    sender(UserProfiles::new(UserProfilesConfig {
+fn users(max_batch_updates: usize) -> Sender<Profiles> {
+    sender(Profiles::users(UserProfilesConfig {
         max_batch_updates,
         ..UserProfilesConfig::default()
     }))
 }
 
-fn groups_sender(max_batch_updates: usize) -> Sender<GroupProfiles> {
-    sender(GroupProfiles::new(GroupProfilesConfig {
+fn groups_sender(max_batch_updates: usize) -> Sender<Profiles> {
+    sender(Profiles::groups(GroupProfilesConfig {
         max_batch_updates,
         ..GroupProfilesConfig::default()
     }))

@@ -8,6 +8,8 @@ pub mod group_profiles;
 mod updates;
 pub mod user_profiles;
 
+pub use updates::Profiles;
+
 use bytes::Bytes;
 
 use crate::batcher::{BatchLimits, RecordSize};

@@ -1,61 +1,6 @@
-//! Group profiles, sent to `POST /groups` (`mixpanel-api.md` §3). A record is the JSON array of one
-//! profile's update objects; requests count updates, not records, and never split a record.
+//! Group profiles, sent to `POST /groups` (`mixpanel-api.md` §3) by [`super::Profiles::groups`]:
+//! their batch limits.
 
 mod config;
 
-use bytes::Bytes;
-
 pub use config::GroupProfilesConfig;
-
-use super::updates::{encoder, request_builder, response};
-use crate::batcher::{BatchLimits, RecordSize};
-use crate::http::{PreparedRequest, Reply};
-use crate::objects::{BuildError, Object, ParsedReply, RecordFailure};
-use crate::target::Target;
-
-/// The group profiles object.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GroupProfiles {
-    config: GroupProfilesConfig,
-}
-
-impl GroupProfiles {
-    /// Group profiles with these batch limits.
-    pub fn new(config: GroupProfilesConfig) -> Self {
-        GroupProfiles { config }
-    }
-}
-
-impl Object for GroupProfiles {
-    fn name(&self) -> &'static str {
-        "group_profiles"
-    }
-
-    fn batch_limits(&self) -> BatchLimits {
-        BatchLimits {
-            max_units: self.config.max_batch_updates,
-            // `record_size` counts one framing byte per update; the opening `[` is the extra one.
-            max_bytes: self.config.max_batch_bytes.saturating_sub(1),
-        }
-    }
-
-    fn record_size(&self, record: &[u8]) -> RecordSize {
-        encoder::record_size(record)
-    }
-
-    fn check_record(&self, record: &[u8]) -> Result<(), RecordFailure> {
-        encoder::check(record)
-    }
-
-    fn build_request(
-        &self,
-        target: &Target,
-        records: &[Bytes],
-    ) -> Result<PreparedRequest, BuildError> {
-        request_builder::build(target, "groups", records)
-    }
-
-    fn parse_reply(&self, reply: &Reply, _records: usize) -> ParsedReply {
-        response::parse(reply)
-    }
-}
