@@ -226,6 +226,33 @@ async fn mixsync(world: &World, args: &[&str]) -> anyhow::Result<std::process::O
         .await?)
 }
 
+/// An activation with the fixed mapping, and a run of it just queued (the extractor is down:
+/// the test plays its part).
+async fn queued_run(
+    world: &World,
+    control: &mut Control,
+) -> anyhow::Result<(pb::Activation, pb::Run)> {
+    let (wh, target) = warehouse_and_target(world, control).await?;
+    let activation = control
+        .create_activation(pb::CreateActivationRequest {
+            activation: Some(spec(&wh, &target, "")),
+        })
+        .await?
+        .into_inner()
+        .activation
+        .context("no activation")?;
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id: activation.id.clone(),
+            full_resync: false,
+        })
+        .await?
+        .into_inner()
+        .run
+        .context("no run")?;
+    Ok((activation, run))
+}
+
 /// Every dead letter control kept.
 async fn dead_letters(control: &mut Control) -> anyhow::Result<Vec<pb::DeadLetterEntry>> {
     Ok(control
@@ -293,24 +320,7 @@ async fn a_poison_message_is_kept_from_the_dead_letter_queue_not_lost_or_looped(
 
     // A run whose extraction request is dead-lettered cannot add up: it ends FAILED, saying so.
     world.kill("extractor").await?;
-    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
-    let activation = control
-        .create_activation(pb::CreateActivationRequest {
-            activation: Some(spec(&wh, &target, "")),
-        })
-        .await?
-        .into_inner()
-        .activation
-        .context("no activation")?;
-    let run = control
-        .trigger_run(pb::TriggerRunRequest {
-            activation_id: activation.id.clone(),
-            full_resync: false,
-        })
-        .await?
-        .into_inner()
-        .run
-        .context("no run")?;
+    let (activation, run) = queued_run(&world, &mut control).await?;
     let request = pb::ExtractRequest {
         run_id: run.id.clone(),
         activation_id: activation.id.clone(),
@@ -356,24 +366,7 @@ async fn a_dead_lettered_batch_becomes_failed_records_of_its_run_and_can_be_repl
     let mut control = world.start_all().await?;
     // No extractor: the test plays its part, and loses a batch to the dead-letter queue.
     world.kill("extractor").await?;
-    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
-    let activation = control
-        .create_activation(pb::CreateActivationRequest {
-            activation: Some(spec(&wh, &target, "")),
-        })
-        .await?
-        .into_inner()
-        .activation
-        .context("no activation")?;
-    let run = control
-        .trigger_run(pb::TriggerRunRequest {
-            activation_id: activation.id.clone(),
-            full_resync: false,
-        })
-        .await?
-        .into_inner()
-        .run
-        .context("no run")?;
+    let (activation, run) = queued_run(&world, &mut control).await?;
     let bus = mixsync_bus::Bus::connect(mixsync_bus::BusConfig {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
         prefix: world.prefix.clone(),
