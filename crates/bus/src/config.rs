@@ -2,6 +2,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use lapin::uri::AMQPUri;
+use mixsync_config::{ConfigError, Env, redact_url_password};
+use secrecy::ExposeSecret as _;
 
 use crate::BusError;
 
@@ -10,7 +12,7 @@ pub const AMQP_URL_VAR: &str = "MIXSYNC_AMQP_URL";
 /// The variable holding the queue prefix.
 pub const QUEUE_PREFIX_VAR: &str = "MIXSYNC_QUEUE_PREFIX";
 /// The broker URL when [`AMQP_URL_VAR`] is unset: the local RabbitMQ, default vhost.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_AMQP_URL: &str = mixsync_config::defaults::AMQP_URL;
 
 /// The longest prefix accepted, so every prefixed name stays under AMQP's 255 bytes.
 const MAX_PREFIX_LEN: usize = 200;
@@ -32,15 +34,29 @@ impl BusConfig {
     ///
     /// # Errors
     ///
-    /// A variable that is not UTF-8, a URL that does not parse, or a prefix that would make
-    /// invalid queue names.
-    pub fn from_env() -> Result<Self, BusError> {
+    /// A URL that does not parse, or a prefix that would make invalid queue names, naming the
+    /// variable (the URL's password is never echoed).
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let config = Self {
-            url: var(AMQP_URL_VAR)?.unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned()),
-            prefix: var(QUEUE_PREFIX_VAR)?.unwrap_or_default(),
+            url: env
+                .url(AMQP_URL_VAR, DEFAULT_AMQP_URL)?
+                .expose_secret()
+                .to_owned(),
+            prefix: env.string_or(QUEUE_PREFIX_VAR, "")?,
         };
-        config.validate()?;
-        Ok(config)
+        match config.validate() {
+            Ok(()) => Ok(config),
+            Err(BusError::InvalidPrefix(prefix)) => Err(ConfigError::invalid(
+                QUEUE_PREFIX_VAR,
+                prefix,
+                format!("at most {MAX_PREFIX_LEN} characters among letters, digits and . _ - :"),
+            )),
+            Err(_) => Err(ConfigError::invalid(
+                AMQP_URL_VAR,
+                redact_url_password(&config.url),
+                "amqp://user:password@host:port/vhost (or amqps://)",
+            )),
+        }
     }
 
     /// Checks the URL and the prefix without connecting.
@@ -64,17 +80,9 @@ impl BusConfig {
 impl fmt::Debug for BusConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BusConfig")
-            .field("url", &redact_password(&self.url))
+            .field("url", &redact_url_password(&self.url))
             .field("prefix", &self.prefix)
             .finish()
-    }
-}
-
-fn var(name: &'static str) -> Result<Option<String>, BusError> {
-    match std::env::var(name) {
-        Ok(value) => Ok(Some(value)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(BusError::NotUnicode(name)),
     }
 }
 
@@ -114,21 +122,6 @@ fn host_ip(url: &str) -> Option<IpAddr> {
         None => host_port.split(':').next()?,
     };
     host.parse().ok()
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_len);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[REDACTED]@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -171,6 +164,25 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("amqp://guest:[REDACTED]@10.0.0.5:5672/%2f?heartbeat=10"));
+    }
+
+    #[test]
+    fn read_names_the_variable() {
+        let env = Env::from_pairs([("MIXSYNC_QUEUE_PREFIX", "has space")]);
+        let error = BusConfig::read(&env).unwrap_err();
+        assert_eq!(error.var(), QUEUE_PREFIX_VAR);
+        let env = Env::from_pairs([("MIXSYNC_AMQP_URL", "http//user:hunter2@host")]);
+        let error = BusConfig::read(&env).unwrap_err().to_string();
+        assert!(error.starts_with("MIXSYNC_AMQP_URL="), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let config = BusConfig::read(&Env::from_pairs([("MIXSYNC_QUEUE_PREFIX", " ")])).unwrap();
+        assert_eq!(
+            config,
+            BusConfig {
+                url: DEFAULT_AMQP_URL.into(),
+                prefix: String::new()
+            }
+        );
     }
 
     #[test]

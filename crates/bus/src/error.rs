@@ -15,10 +15,6 @@ pub enum BusError {
     )]
     InvalidPrefix(String),
 
-    /// An environment variable holds bytes that are not UTF-8.
-    #[error("{0} is not valid UTF-8")]
-    NotUnicode(&'static str),
-
     /// The broker could not be reached or refused the connection.
     #[error("cannot connect to RabbitMQ at {endpoint}: {source}")]
     Connect {

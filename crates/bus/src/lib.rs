@@ -11,11 +11,11 @@
 //! `MIXSYNC_QUEUE_PREFIX`.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), mixsync_bus::BusError> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use mixsync_bus::{Bus, BusConfig, ROWS};
 //! use mixsync_proto::v1::RowBatch;
 //!
-//! let bus = Bus::connect(BusConfig::from_env()?).await?;
+//! let bus = Bus::connect(BusConfig::read(&mixsync_config::Env::process())?).await?;
 //! bus.publisher().publish(ROWS, &RowBatch::default()).await?;
 //! let mut rows = bus.consume(ROWS, 8).await?;
 //! while let Some(delivery) = rows.next().await {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mixsync_proto::v1 as pb;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
 use crate::client::{Control, status_error};
@@ -49,14 +50,14 @@ pub(crate) struct DemoArgs {
     #[arg(
         long,
         env = "MIXSYNC_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/mixsync"
+        default_value = mixsync_config::defaults::DATABASE_URL
     )]
     database_url: String,
     /// RabbitMQ.
     #[arg(
         long,
         env = "MIXSYNC_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = mixsync_config::defaults::AMQP_URL
     )]
     amqp_url: String,
 }
@@ -121,8 +122,14 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
     });
     let grpc_port = stack::free_port()?;
     let api_token = random_token();
-    let secret_key = std::env::var("MIXSYNC_SECRET_KEY")
-        .unwrap_or_else(|_| "mixsync-demo-only-secret-key".to_owned());
+    // The services get the user's key when one is set, so a demo against a state database that
+    // already holds secrets can read them.
+    let secret_key = mixsync_config::Env::process()
+        .secret(mixsync_config::SECRET_KEY_VAR)?
+        .map_or_else(
+            || "mixsync-demo-only-secret-key".to_owned(),
+            |key| key.expose_secret().to_owned(),
+        );
     let mut env: Vec<(String, String)> = vec![
         ("MIXSYNC_DATABASE_URL".into(), args.database_url.clone()),
         ("MIXSYNC_AMQP_URL".into(), args.amqp_url.clone()),

@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use mixsync_config::Env;
+use mixsync_telemetry::TelemetryConfig;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -11,6 +13,10 @@ pub(crate) struct ServeArgs {
     /// The service to run.
     #[arg(value_enum)]
     service: Service,
+    /// Print the configuration the service would run with (every variable it reads, its value
+    /// in effect and whether it is set or the default; secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,93 +65,110 @@ pub(crate) const PIPELINE: [Service; 6] = [
 ];
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let _telemetry = mixsync_telemetry::init(&format!("mixsync-{}", args.service.name()))
-        .context("cannot start telemetry")?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     let services = match args.service {
         Service::All => PIPELINE.to_vec(),
         one => vec![one],
     };
-    run_services(&services, shutdown).await
+    let env = Env::process();
+    let telemetry = TelemetryConfig::read(&env).context("invalid telemetry configuration")?;
+    let configs = services
+        .iter()
+        .map(|&service| {
+            ServiceConfig::read(service, &env)
+                .with_context(|| format!("{}: invalid configuration", service.name()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.print_config {
+        print_config(&env);
+        return Ok(());
+    }
+    let _telemetry =
+        mixsync_telemetry::init_with(&format!("mixsync-{}", args.service.name()), &telemetry)
+            .context("cannot start telemetry")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    start(configs, shutdown).await
 }
 
-/// Starts each service (config read and validated first, so a bad setting stops everything at once),
-/// waits until one stops or shutdown is asked, stops the others and reports how each ended.
-pub(crate) async fn run_services(
-    services: &[Service],
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut tasks = JoinSet::new();
-    for &service in services {
-        let token = shutdown.child_token();
-        match service {
-            Service::Control => {
-                let config = mixsync_control::Config::from_env()
-                    .context("control: invalid configuration")?;
-                tasks.spawn(async move {
-                    (
-                        service,
-                        mixsync_control::run(config, token)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    )
-                });
-            }
-            Service::Extractor => {
-                let config = mixsync_extractor::Config::from_env()
-                    .context("extractor: invalid configuration")?;
-                tasks.spawn(async move {
-                    (
-                        service,
-                        mixsync_extractor::run(config, token)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    )
-                });
-            }
-            Service::Mapper => {
-                let config =
-                    mixsync_mapper::Config::from_env().context("mapper: invalid configuration")?;
-                tasks.spawn(async move {
-                    (
-                        service,
-                        mixsync_mapper::run(config, token)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    )
-                });
-            }
+/// Every variable read, one `NAME=value  # set|default` line each, secrets redacted.
+fn print_config(env: &Env) {
+    for setting in env.settings() {
+        println!("{setting}");
+    }
+}
+
+/// A service's configuration, read and validated before anything starts.
+pub(crate) enum ServiceConfig {
+    Control(mixsync_control::Config),
+    Extractor(mixsync_extractor::Config),
+    Mapper(mixsync_mapper::Config),
+    Loader(Service, mixsync_loader::Config),
+    Emulator(mixsync_emulator::Config),
+}
+
+impl ServiceConfig {
+    /// Reads `service`'s configuration from `env`.
+    pub(crate) fn read(service: Service, env: &Env) -> anyhow::Result<Self> {
+        Ok(match service {
+            Service::Control => Self::Control(mixsync_control::Config::read(env)?),
+            Service::Extractor => Self::Extractor(mixsync_extractor::Config::read(env)?),
+            Service::Mapper => Self::Mapper(mixsync_mapper::Config::read(env)?),
             Service::LoaderEvents | Service::LoaderUsers | Service::LoaderGroups => {
-                let config = mixsync_loader::Config::from_env()
-                    .with_context(|| format!("{}: invalid configuration", service.name()))?;
-                tasks.spawn(async move {
-                    let result = match service {
-                        Service::LoaderUsers => {
-                            mixsync_loader::run_user_profiles(config, token).await
-                        }
-                        Service::LoaderGroups => {
-                            mixsync_loader::run_group_profiles(config, token).await
-                        }
-                        _ => mixsync_loader::run(config, token).await,
-                    };
-                    (service, result.map_err(anyhow::Error::from))
-                });
+                Self::Loader(service, mixsync_loader::Config::read(env)?)
             }
-            Service::Emulator => {
-                let config = mixsync_emulator::Config::from_env()
-                    .context("emulator: invalid configuration")?;
-                tasks.spawn(async move {
-                    (
-                        service,
-                        mixsync_emulator::run(config, token)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    )
-                });
-            }
-            Service::All => unreachable!("`all` is expanded before"),
+            Service::Emulator => Self::Emulator(mixsync_emulator::Config::read(env)?),
+            Service::All => anyhow::bail!("`all` is expanded before its configuration is read"),
+        })
+    }
+
+    fn service(&self) -> Service {
+        match self {
+            Self::Control(_) => Service::Control,
+            Self::Extractor(_) => Service::Extractor,
+            Self::Mapper(_) => Service::Mapper,
+            Self::Loader(service, _) => *service,
+            Self::Emulator(_) => Service::Emulator,
         }
+    }
+}
+
+/// Starts each service, waits until one stops or shutdown is asked, stops the others and
+/// reports how each ended.
+async fn start(configs: Vec<ServiceConfig>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    for config in configs {
+        let token = shutdown.child_token();
+        let service = config.service();
+        tasks.spawn(async move {
+            let result = match config {
+                ServiceConfig::Control(c) => mixsync_control::run(c, token)
+                    .await
+                    .map_err(anyhow::Error::from),
+                ServiceConfig::Extractor(c) => mixsync_extractor::run(c, token)
+                    .await
+                    .map_err(anyhow::Error::from),
+                ServiceConfig::Mapper(c) => mixsync_mapper::run(c, token)
+                    .await
+                    .map_err(anyhow::Error::from),
+                ServiceConfig::Loader(Service::LoaderUsers, c) => {
+                    mixsync_loader::run_user_profiles(c, token)
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
+                ServiceConfig::Loader(Service::LoaderGroups, c) => {
+                    mixsync_loader::run_group_profiles(c, token)
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
+                ServiceConfig::Loader(_, c) => mixsync_loader::run(c, token)
+                    .await
+                    .map_err(anyhow::Error::from),
+                ServiceConfig::Emulator(c) => mixsync_emulator::run(c, token)
+                    .await
+                    .map_err(anyhow::Error::from),
+            };
+            (service, result)
+        });
     }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {

@@ -1,43 +1,19 @@
-//! Control's configuration, from `MIXSYNC_*` environment variables, validated at start.
+//! Control's configuration, from `MIXSYNC_*` environment variables read through
+//! [`mixsync_config::Env`], validated at start.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use mixsync_bus::{BusConfig, BusError};
+use mixsync_bus::BusConfig;
+use mixsync_config::{BareUnit, Env};
 use secrecy::{ExposeSecret as _, SecretString};
 
-/// `MIXSYNC_DATABASE_URL` when unset: the local state database.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsync";
-/// `MIXSYNC_GRPC_ADDR` when unset.
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub use mixsync_config::ConfigError;
 
-/// A configuration variable that is missing or does not parse.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable is not valid UTF-8.
-    #[error("{0} is not valid UTF-8")]
-    NotUnicode(&'static str),
-    /// A required variable is unset or empty.
-    #[error("{name} is not set: {what}")]
-    Missing {
-        /// The variable.
-        name: &'static str,
-        /// What to set it to.
-        what: &'static str,
-    },
-    /// A variable's value does not parse.
-    #[error("{name}={value} is invalid: {expected}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should look like.
-        expected: &'static str,
-    },
-    /// The bus configuration is invalid.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-}
+/// `MIXSYNC_DATABASE_URL` when unset: the local state database.
+pub const DEFAULT_DATABASE_URL: &str = mixsync_config::defaults::DATABASE_URL;
+/// `MIXSYNC_GRPC_ADDR` when unset.
+pub const DEFAULT_GRPC_ADDR: &str = mixsync_config::defaults::GRPC_ADDR;
 
 /// Everything control needs to run.
 #[derive(Debug, Clone)]
@@ -53,60 +29,72 @@ pub struct Config {
     pub secret_key: SecretString,
     /// RabbitMQ (`MIXSYNC_AMQP_URL`, `MIXSYNC_QUEUE_PREFIX`).
     pub bus: BusConfig,
+    /// The scheduler (`MIXSYNC_SCHEDULER_TICK`, `MIXSYNC_SCHEDULER_MINUTE_SECONDS`).
+    pub scheduler: SchedulerConfig,
+}
+
+/// How control's scheduler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// How often it looks for due slots (`MIXSYNC_SCHEDULER_TICK`, default 5s; a duration, a
+    /// bare number is seconds).
+    pub tick: Duration,
+    /// How long a minute is for every-N-minutes schedules: 60 s, or
+    /// `MIXSYNC_SCHEDULER_MINUTE_SECONDS` (1 to 60) — for tests only, so an "every minute"
+    /// activation can be watched for several slots in seconds.
+    pub minute: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: Duration::from_secs(5),
+            minute: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Config {
-    /// Reads and validates the configuration from the environment.
+    /// Reads and validates the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(std::env::var)
+        Self::read(&Env::process())
     }
 
-    /// Like [`Config::from_env`], reading variables through `lookup` (for tests).
-    pub fn from_lookup(
-        lookup: impl Fn(&'static str) -> Result<String, std::env::VarError>,
-    ) -> Result<Self, ConfigError> {
-        let var = |name: &'static str| match lookup(name) {
-            Ok(v) if v.trim().is_empty() => Ok(None),
-            Ok(v) => Ok(Some(v)),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode(name)),
-        };
-        let grpc_addr = match var("MIXSYNC_GRPC_ADDR")? {
-            None => DEFAULT_GRPC_ADDR
+    /// Reads and validates the configuration from `env`.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let grpc_addr = env.parse(
+            "MIXSYNC_GRPC_ADDR",
+            DEFAULT_GRPC_ADDR
                 .parse()
-                .map_err(|_| ConfigError::Invalid {
-                    name: "MIXSYNC_GRPC_ADDR",
-                    value: DEFAULT_GRPC_ADDR.into(),
-                    expected: "an address and port",
-                })?,
-            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
-                name: "MIXSYNC_GRPC_ADDR",
-                value: v,
-                expected: "an address and port, e.g. 127.0.0.1:50051 or [::]:50051",
-            })?,
+                .expect("the default address parses"),
+            "an address and port, e.g. 127.0.0.1:50051 or [::]:50051",
+        )?;
+        let api_token = env.secret("MIXSYNC_API_TOKEN")?;
+        let database_url = mixsync_config::database_url(env)?;
+        let secret_key = mixsync_config::secret_key(
+            env,
+            "a long random string; secrets are encrypted at rest with it (every service needs the same one)",
+        )?;
+        let bus = BusConfig::read(env)?;
+        let defaults = SchedulerConfig::default();
+        let scheduler = SchedulerConfig {
+            tick: env.duration(
+                "MIXSYNC_SCHEDULER_TICK",
+                defaults.tick,
+                BareUnit::Secs,
+                Duration::from_millis(10)..=Duration::from_secs(3600),
+            )?,
+            minute: env
+                .number("MIXSYNC_SCHEDULER_MINUTE_SECONDS", 60u64, 1..=60)
+                .map(Duration::from_secs)?,
         };
-        let api_token = var("MIXSYNC_API_TOKEN")?.map(SecretString::from);
-        let database_url = var("MIXSYNC_DATABASE_URL")?
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
-            .into();
-        let secret_key: SecretString = var("MIXSYNC_SECRET_KEY")?
-            .ok_or(ConfigError::Missing {
-                name: "MIXSYNC_SECRET_KEY",
-                what: "a long random string; secrets are encrypted at rest with it (every service needs the same one)",
-            })?
-            .into();
-        let bus = BusConfig {
-            url: var("MIXSYNC_AMQP_URL")?
-                .unwrap_or_else(|| mixsync_bus::DEFAULT_AMQP_URL.to_owned()),
-            prefix: var("MIXSYNC_QUEUE_PREFIX")?.unwrap_or_default(),
-        };
-        bus.validate()?;
         Ok(Self {
             grpc_addr,
             api_token,
             database_url,
             secret_key,
             bus,
+            scheduler,
         })
     }
 
@@ -117,41 +105,59 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn lookup(
-        vars: &[(&'static str, &'static str)],
-    ) -> impl Fn(&'static str) -> Result<String, std::env::VarError> {
-        let vars: HashMap<_, _> = vars.iter().copied().collect();
-        move |name| {
-            vars.get(name)
-                .map(|v| (*v).to_owned())
-                .ok_or(std::env::VarError::NotPresent)
-        }
+    fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::read(&Env::from_pairs(vars.iter().copied()))
     }
 
     #[test]
     fn defaults_and_required_key() {
-        let config = Config::from_lookup(lookup(&[("MIXSYNC_SECRET_KEY", "k")])).unwrap();
+        let config = read(&[("MIXSYNC_SECRET_KEY", "k")]).unwrap();
         assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
         assert!(config.api_token.is_none());
         assert_eq!(config.database_url(), DEFAULT_DATABASE_URL);
-        let err = Config::from_lookup(lookup(&[])).unwrap_err();
+        assert_eq!(config.scheduler, SchedulerConfig::default());
+        let err = read(&[]).unwrap_err();
         assert!(err.to_string().starts_with("MIXSYNC_SECRET_KEY is not set"));
+        // Blank is unset, as everywhere.
+        let config = read(&[("MIXSYNC_SECRET_KEY", "k"), ("MIXSYNC_API_TOKEN", " ")]).unwrap();
+        assert!(config.api_token.is_none());
     }
 
     #[test]
     fn bad_address_is_named() {
-        let err = Config::from_lookup(lookup(&[
+        let err = read(&[
             ("MIXSYNC_SECRET_KEY", "k"),
             ("MIXSYNC_GRPC_ADDR", "localhost"),
-        ]))
+        ])
         .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("MIXSYNC_GRPC_ADDR=localhost is invalid")
         );
+    }
+
+    #[test]
+    fn scheduler_settings() {
+        let c = read(&[
+            ("MIXSYNC_SECRET_KEY", "k"),
+            ("MIXSYNC_SCHEDULER_TICK", "500ms"),
+            ("MIXSYNC_SCHEDULER_MINUTE_SECONDS", "10"),
+        ])
+        .unwrap();
+        assert_eq!(c.scheduler.tick, Duration::from_millis(500));
+        assert_eq!(c.scheduler.minute, Duration::from_secs(10));
+        // The one duration grammar: hours too, and a bare number is seconds.
+        let c = read(&[("MIXSYNC_SECRET_KEY", "k"), ("MIXSYNC_SCHEDULER_TICK", "2")]).unwrap();
+        assert_eq!(c.scheduler.tick, Duration::from_secs(2));
+        for (var, value) in [
+            ("MIXSYNC_SCHEDULER_TICK", "0s"),
+            ("MIXSYNC_SCHEDULER_TICK", "fast"),
+            ("MIXSYNC_SCHEDULER_MINUTE_SECONDS", "0"),
+        ] {
+            let err = read(&[("MIXSYNC_SECRET_KEY", "k"), (var, value)]).unwrap_err();
+            assert_eq!(err.var(), var);
+        }
     }
 }

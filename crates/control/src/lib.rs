@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR};
+pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR, SchedulerConfig};
 pub use errors::ApiError;
 
 /// Why control stopped.
@@ -54,9 +54,6 @@ pub enum Error {
     /// The reflection service could not be built.
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[source] tonic_reflection::server::Error),
-    /// A scheduler setting is invalid.
-    #[error("{0}")]
-    Scheduler(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
@@ -81,7 +78,7 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let schedule = scheduler::Settings::from_env().map_err(Error::Scheduler)?;
+    let schedule: scheduler::Settings = config.scheduler;
     let state =
         mixsync_state::StateStore::connect(config.database_url(), &config.secret_key).await?;
     state.migrate().await?;

@@ -10,69 +10,13 @@ use mixsync_state::{ScheduledRun, StateError};
 
 use crate::services::{Context, runs};
 
-/// `MIXSYNC_SCHEDULER_TICK` when unset.
-const DEFAULT_TICK: Duration = Duration::from_secs(5);
 /// Slots claimed per transaction.
 const CLAIM_LIMIT: i64 = 32;
 /// How long a re-queued extraction has to be taken by an extractor before it is queued again.
 const REQUEUE_GRACE: Duration = Duration::from_secs(60);
 
-/// How the scheduler runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Settings {
-    /// How often it looks for due slots (`MIXSYNC_SCHEDULER_TICK`, e.g. `5s`, `500ms`).
-    pub tick: Duration,
-    /// How long a minute is for every-N-minutes schedules: 60 s, or
-    /// `MIXSYNC_SCHEDULER_MINUTE_SECONDS` — for tests only, so an "every minute" activation can
-    /// be watched for several slots in seconds.
-    pub minute: Duration,
-}
-
-impl Settings {
-    /// Reads the settings from the environment; the error names the variable.
-    pub(crate) fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let tick = match lookup("MIXSYNC_SCHEDULER_TICK").filter(|v| !v.trim().is_empty()) {
-            None => DEFAULT_TICK,
-            Some(v) => parse_duration(v.trim())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    format!("MIXSYNC_SCHEDULER_TICK={v} is invalid: a duration such as 5s or 500ms")
-                })?,
-        };
-        let minute = match lookup("MIXSYNC_SCHEDULER_MINUTE_SECONDS")
-            .filter(|v| !v.trim().is_empty())
-        {
-            None => Duration::from_secs(60),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|s| (1..=60).contains(s))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    format!("MIXSYNC_SCHEDULER_MINUTE_SECONDS={v} is invalid: seconds, 1 to 60 (tests only)")
-                })?,
-        };
-        Ok(Self { tick, minute })
-    }
-}
-
-/// `5s`, `500ms`, `2m` or a bare number of seconds.
-fn parse_duration(v: &str) -> Option<Duration> {
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (number, unit) = v.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "" | "s" => Some(Duration::from_secs(n)),
-        "ms" => Some(Duration::from_millis(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        _ => None,
-    }
-}
+/// How the scheduler runs: read with the rest of control's configuration.
+pub(crate) type Settings = crate::config::SchedulerConfig;
 
 /// Runs the scheduler until control shuts down.
 pub(crate) async fn run(ctx: Context, settings: Settings) {
@@ -180,41 +124,5 @@ async fn handle(ctx: &Context, outcome: ScheduledRun) {
             activation_id = %activation_id,
             "scheduled run skipped: the activation is paused"
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
-        Settings::from_lookup(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
-    #[test]
-    fn defaults_and_overrides() {
-        assert_eq!(
-            settings(&[]).unwrap(),
-            Settings {
-                tick: Duration::from_secs(5),
-                minute: Duration::from_secs(60)
-            }
-        );
-        let s = settings(&[
-            ("MIXSYNC_SCHEDULER_TICK", "500ms"),
-            ("MIXSYNC_SCHEDULER_MINUTE_SECONDS", "10"),
-        ])
-        .unwrap();
-        assert_eq!(s.tick, Duration::from_millis(500));
-        assert_eq!(s.minute, Duration::from_secs(10));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1"), Some(Duration::from_secs(1)));
-        assert!(settings(&[("MIXSYNC_SCHEDULER_TICK", "0s")]).is_err());
-        assert!(settings(&[("MIXSYNC_SCHEDULER_TICK", "fast")]).is_err());
-        assert!(settings(&[("MIXSYNC_SCHEDULER_MINUTE_SECONDS", "0")]).is_err());
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use mixsync_config::Env;
 
 use mixsync_domain::rules::{self, TruncateUnit};
 use serde::{Deserialize, Serialize};
@@ -154,36 +156,12 @@ struct FileConfig {
     faults: Option<Faults>,
 }
 
-/// Why the configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable holds a value that cannot be used.
-    #[error("{var}: `{value}` is not valid: {expected}")]
-    Var {
-        /// The variable's name.
-        var: &'static str,
-        /// What it holds.
-        value: String,
-        /// What it should hold.
-        expected: String,
-    },
-    /// The projects file cannot be read.
-    #[error("MIXSYNC_EMULATOR_PROJECTS: cannot read {path}: {source}")]
-    ReadFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The projects file is not valid.
-    #[error("MIXSYNC_EMULATOR_PROJECTS: {path} is not valid: {detail}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with the key where known.
-        detail: String,
-    },
-}
+/// Why the configuration could not be used: every error names the variable (and, for the
+/// projects file, the file and key).
+pub use mixsync_config::ConfigError;
+
+/// The variable naming the optional projects file.
+const PROJECTS_VAR: &str = "MIXSYNC_EMULATOR_PROJECTS";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3900";
 
@@ -218,86 +196,90 @@ impl Config {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::read(&Env::process())
     }
 
-    /// Reads `MIXSYNC_EMULATOR_*` through `lookup` (the environment, or a test's map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    /// Reads `MIXSYNC_EMULATOR_*` from `env`: the projects file first, then the variables,
+    /// which override it.
+    pub fn read(env: &Env) -> Result<Config, ConfigError> {
         let mut config = Config::demo();
-        if let Some(path) = lookup("MIXSYNC_EMULATOR_PROJECTS").filter(|p| !p.is_empty()) {
+        if let Some(path) = env.string(PROJECTS_VAR)? {
             config.apply_file(Path::new(&path))?;
         }
-        let var = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("MIXSYNC_EMULATOR_ADDR") {
-            config.addr = parse_var(
-                "MIXSYNC_EMULATOR_ADDR",
-                &v,
-                "a socket address such as 127.0.0.1:3900",
-            )?;
-        }
+        config.addr = env.parse(
+            "MIXSYNC_EMULATOR_ADDR",
+            config.addr,
+            "a socket address such as 127.0.0.1:3900",
+        )?;
         let limits = &mut config.limits;
-        if let Some(v) = var("MIXSYNC_EMULATOR_MAX_IMPORT_BYTES") {
-            limits.max_import_bytes = parse_positive("MIXSYNC_EMULATOR_MAX_IMPORT_BYTES", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS") {
-            limits.max_import_events = parse_positive("MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_MAX_ENGAGE_UPDATES") {
-            limits.max_engage_updates = parse_positive("MIXSYNC_EMULATOR_MAX_ENGAGE_UPDATES", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_MAX_GROUP_UPDATES") {
-            limits.max_group_updates = parse_positive("MIXSYNC_EMULATOR_MAX_GROUP_UPDATES", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_TRUNCATE") {
-            limits.truncate = match v.trim() {
-                "bytes" => TruncateUnit::Bytes,
-                "chars" => TruncateUnit::Chars,
-                _ => {
-                    return Err(invalid(
-                        "MIXSYNC_EMULATOR_TRUNCATE",
-                        &v,
-                        "`bytes` or `chars`",
-                    ));
-                }
-            };
-        }
+        limits.max_import_bytes = env.number(
+            "MIXSYNC_EMULATOR_MAX_IMPORT_BYTES",
+            limits.max_import_bytes,
+            1..=usize::MAX,
+        )?;
+        limits.max_import_events = env.number(
+            "MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS",
+            limits.max_import_events,
+            1..=usize::MAX,
+        )?;
+        limits.max_engage_updates = env.number(
+            "MIXSYNC_EMULATOR_MAX_ENGAGE_UPDATES",
+            limits.max_engage_updates,
+            1..=usize::MAX,
+        )?;
+        limits.max_group_updates = env.number(
+            "MIXSYNC_EMULATOR_MAX_GROUP_UPDATES",
+            limits.max_group_updates,
+            1..=usize::MAX,
+        )?;
+        limits.truncate = env.choice(
+            "MIXSYNC_EMULATOR_TRUNCATE",
+            limits.truncate,
+            &[
+                ("bytes", TruncateUnit::Bytes),
+                ("chars", TruncateUnit::Chars),
+            ],
+        )?;
         let rate = &mut config.rate_limit;
-        if let Some(v) = var("MIXSYNC_EMULATOR_RATE_LIMIT") {
-            rate.enabled = parse_switch("MIXSYNC_EMULATOR_RATE_LIMIT", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_EVENTS_PER_SEC") {
-            rate.events_per_sec = parse_positive::<u64>("MIXSYNC_EMULATOR_EVENTS_PER_SEC", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_BYTES_PER_MIN") {
-            rate.bytes_per_min = parse_positive::<u64>("MIXSYNC_EMULATOR_BYTES_PER_MIN", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_RETRY_AFTER") {
-            rate.retry_after = parse_switch("MIXSYNC_EMULATOR_RETRY_AFTER", &v)?;
-        }
-        if let Some(v) = var("MIXSYNC_EMULATOR_FAULTS") {
+        rate.enabled = env.switch("MIXSYNC_EMULATOR_RATE_LIMIT", rate.enabled)?;
+        rate.events_per_sec = env.number(
+            "MIXSYNC_EMULATOR_EVENTS_PER_SEC",
+            rate.events_per_sec,
+            1..=u64::MAX,
+        )?;
+        rate.bytes_per_min = env.number(
+            "MIXSYNC_EMULATOR_BYTES_PER_MIN",
+            rate.bytes_per_min,
+            1..=u64::MAX,
+        )?;
+        rate.retry_after = env.switch("MIXSYNC_EMULATOR_RETRY_AFTER", rate.retry_after)?;
+        if let Some(v) = env.string("MIXSYNC_EMULATOR_FAULTS")? {
             let faults: Faults = serde_json::from_str(&v).map_err(|e| {
-                invalid(
+                ConfigError::invalid(
                     "MIXSYNC_EMULATOR_FAULTS",
                     &v,
-                    &format!("fault settings as JSON ({e})"),
+                    format!("fault settings as JSON ({e})"),
                 )
             })?;
             faults
                 .validate()
-                .map_err(|e| invalid("MIXSYNC_EMULATOR_FAULTS", &v, &e))?;
+                .map_err(|e| ConfigError::invalid("MIXSYNC_EMULATOR_FAULTS", &v, e))?;
             config.faults = faults;
         }
         Ok(config)
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-            path: path.to_owned(),
-            source,
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::unusable(PROJECTS_VAR, &shown, format!("cannot read the file: {e}"))
         })?;
-        let file_error = |detail: String| ConfigError::File {
-            path: path.to_owned(),
-            detail,
+        let file_error = |detail: String| {
+            ConfigError::unusable(
+                PROJECTS_VAR,
+                &shown,
+                format!("the file is not valid: {detail}"),
+            )
         };
         let file: FileConfig = match path.extension().and_then(|e| e.to_str()) {
             Some("json") => serde_json::from_str(&text).map_err(|e| file_error(e.to_string()))?,
@@ -374,61 +356,17 @@ fn validate_accounts(
     Ok(())
 }
 
-fn invalid(var: &'static str, value: &str, expected: &str) -> ConfigError {
-    ConfigError::Var {
-        var,
-        value: value.to_owned(),
-        expected: expected.to_owned(),
-    }
-}
-
-fn parse_var<T: std::str::FromStr>(
-    var: &'static str,
-    value: &str,
-    expected: &str,
-) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(var, value, expected))
-}
-
-fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(
-    var: &'static str,
-    value: &str,
-) -> Result<T, ConfigError> {
-    let n: T = parse_var(var, value, "a positive integer")?;
-    if n > T::default() {
-        Ok(n)
-    } else {
-        Err(invalid(var, value, "a positive integer"))
-    }
-}
-
-fn parse_switch(var: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim() {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        _ => Err(invalid(var, value, "`on` or `off`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
+    fn lookup(vars: &[(&str, &str)]) -> Env {
+        Env::from_pairs(vars.iter().copied())
     }
 
     #[test]
     fn no_variables_gives_the_demo_project() {
-        let config = Config::from_lookup(lookup(&[])).unwrap();
+        let config = Config::read(&lookup(&[])).unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:3900");
         assert_eq!(config.projects[0].token, "demo-token");
         assert_eq!(config.service_accounts.len(), 2);
@@ -438,7 +376,7 @@ mod tests {
 
     #[test]
     fn variables_override_defaults() {
-        let config = Config::from_lookup(lookup(&[
+        let config = Config::read(&lookup(&[
             ("MIXSYNC_EMULATOR_ADDR", "0.0.0.0:4000"),
             ("MIXSYNC_EMULATOR_MAX_IMPORT_BYTES", "2097152"),
             ("MIXSYNC_EMULATOR_RATE_LIMIT", "off"),
@@ -462,7 +400,7 @@ mod tests {
             ("MIXSYNC_EMULATOR_TRUNCATE", "words"),
             ("MIXSYNC_EMULATOR_FAULTS", r#"{"error_rate":2}"#),
         ] {
-            let err = Config::from_lookup(lookup(&[(var, value)]))
+            let err = Config::read(&lookup(&[(var, value)]))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(var), "{err}");
@@ -482,7 +420,7 @@ mod tests {
              [limits]\nmax_group_updates = 2000\n",
         )
         .unwrap();
-        let config = Config::from_lookup(lookup(&[(
+        let config = Config::read(&lookup(&[(
             "MIXSYNC_EMULATOR_PROJECTS",
             toml_path.to_str().unwrap(),
         )]))
@@ -497,7 +435,7 @@ mod tests {
             r#"{"projects":[{"id":8,"token":"t8","api_secret":"s8"}],"service_accounts":[{"username":"a","secret":"b","roles":{"9":"owner"}}]}"#,
         )
         .unwrap();
-        let err = Config::from_lookup(lookup(&[(
+        let err = Config::read(&lookup(&[(
             "MIXSYNC_EMULATOR_PROJECTS",
             json_path.to_str().unwrap(),
         )]))
@@ -510,7 +448,7 @@ mod tests {
             r#"{"projects":[{"id":8,"token":"t8","api_secret":"s8","extra":1}]}"#,
         )
         .unwrap();
-        let err = Config::from_lookup(lookup(&[(
+        let err = Config::read(&lookup(&[(
             "MIXSYNC_EMULATOR_PROJECTS",
             json_path.to_str().unwrap(),
         )]))

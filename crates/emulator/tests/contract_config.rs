@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
@@ -13,12 +13,8 @@ use mixsync_emulator::{
 };
 use serde_json::json;
 
-fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| map.get(name).cloned()
+fn lookup(vars: &[(&str, &str)]) -> mixsync_config::Env {
+    mixsync_config::Env::from_pairs(vars.iter().copied())
 }
 
 /// A file in a directory of its own, removed when dropped.
@@ -71,7 +67,7 @@ roles = { "7" = "admin", "8" = "consumer" }
 
 #[test]
 fn config_defaults_without_variables() {
-    let config = Config::from_lookup(lookup(&[])).unwrap();
+    let config = Config::read(&lookup(&[])).unwrap();
     assert_eq!(config.addr.to_string(), "127.0.0.1:3900");
     assert_eq!(
         config.projects,
@@ -134,7 +130,7 @@ fn config_defaults_without_variables() {
 #[test]
 fn config_demo_equals_the_defaults() {
     let demo = Config::demo();
-    let defaults = Config::from_lookup(lookup(&[])).unwrap();
+    let defaults = Config::read(&lookup(&[])).unwrap();
     assert_eq!(demo.addr, defaults.addr);
     assert_eq!(demo.projects, defaults.projects);
     assert_eq!(demo.service_accounts, defaults.service_accounts);
@@ -145,7 +141,7 @@ fn config_demo_equals_the_defaults() {
 
 #[test]
 fn config_reads_every_variable() {
-    let config = Config::from_lookup(lookup(&[
+    let config = Config::read(&lookup(&[
         ("MIXSYNC_EMULATOR_ADDR", "0.0.0.0:4000"),
         ("MIXSYNC_EMULATOR_MAX_IMPORT_BYTES", "2097152"),
         ("MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS", "500"),
@@ -217,7 +213,7 @@ fn config_rejects_invalid_values_naming_the_variable() {
         ("MIXSYNC_EMULATOR_FAULTS", "{not json", None),
         ("MIXSYNC_EMULATOR_FAULTS", r#"{"error_rate":2}"#, None),
     ] {
-        let err = Config::from_lookup(lookup(&[(var, value)]))
+        let err = Config::read(&lookup(&[(var, value)]))
             .err()
             .unwrap_or_else(|| panic!("{var}={value} is accepted"))
             .to_string();
@@ -234,8 +230,7 @@ fn config_rejects_invalid_values_naming_the_variable() {
 #[test]
 fn config_reads_a_toml_projects_file() {
     let file = TempFile::new("toml", "projects.toml", PROJECTS_TOML);
-    let config =
-        Config::from_lookup(lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())])).unwrap();
+    let config = Config::read(&lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())])).unwrap();
     assert_eq!(config.projects.len(), 2);
     assert_eq!(
         config.projects[0],
@@ -269,8 +264,7 @@ fn config_reads_a_json_projects_file_with_optional_sections() {
         "faults": {"latency_ms": 7}
     });
     let file = TempFile::new("json", "projects.json", &json.to_string());
-    let config =
-        Config::from_lookup(lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())])).unwrap();
+    let config = Config::read(&lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())])).unwrap();
     assert_eq!(config.projects[0].id, 5);
     assert_eq!(config.service_accounts[0].roles["5"], Role::Owner);
     assert_eq!(config.limits.max_import_bytes, 2_097_152);
@@ -290,7 +284,7 @@ fn config_variables_override_the_file() {
         "{PROJECTS_TOML}\n[limits]\nmax_group_updates = 2000\n\n[rate_limit]\nenabled = false\n"
     );
     let file = TempFile::new("override", "projects.toml", &toml);
-    let config = Config::from_lookup(lookup(&[
+    let config = Config::read(&lookup(&[
         ("MIXSYNC_EMULATOR_PROJECTS", file.path()),
         ("MIXSYNC_EMULATOR_MAX_GROUP_UPDATES", "50"),
         ("MIXSYNC_EMULATOR_RATE_LIMIT", "on"),
@@ -305,7 +299,7 @@ fn config_variables_override_the_file() {
 fn config_rejects_unknown_keys_in_the_projects_file_naming_file_and_key() {
     let toml = PROJECTS_TOML.replace("name = \"Seven\"", "name = \"Seven\"\nregion = \"eu\"");
     let file = TempFile::new("unknown-key", "projects.toml", &toml);
-    let err = Config::from_lookup(lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
+    let err = Config::read(&lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
         .expect_err("an unknown key is an error")
         .to_string();
     assert!(err.contains(file.path()), "{err}");
@@ -313,7 +307,7 @@ fn config_rejects_unknown_keys_in_the_projects_file_naming_file_and_key() {
 
     let json = r#"{"projects":[{"id":1,"token":"t","api_secret":"s"}],"extra":true}"#;
     let file = TempFile::new("unknown-json-key", "projects.json", json);
-    let err = Config::from_lookup(lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
+    let err = Config::read(&lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
         .expect_err("an unknown key is an error")
         .to_string();
     assert!(err.contains(file.path()) && err.contains("extra"), "{err}");
@@ -323,7 +317,7 @@ fn config_rejects_unknown_keys_in_the_projects_file_naming_file_and_key() {
 fn config_rejects_an_invalid_role_and_a_missing_file() {
     let toml = PROJECTS_TOML.replace("\"8\" = \"consumer\"", "\"8\" = \"superuser\"");
     let file = TempFile::new("role", "projects.toml", &toml);
-    let err = Config::from_lookup(lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
+    let err = Config::read(&lookup(&[("MIXSYNC_EMULATOR_PROJECTS", file.path())]))
         .expect_err("an unknown role is an error")
         .to_string();
     assert!(
@@ -331,7 +325,7 @@ fn config_rejects_an_invalid_role_and_a_missing_file() {
         "{err}"
     );
 
-    let err = Config::from_lookup(lookup(&[(
+    let err = Config::read(&lookup(&[(
         "MIXSYNC_EMULATOR_PROJECTS",
         "/nonexistent/mixsync/projects.toml",
     )]))
@@ -347,7 +341,7 @@ fn config_rejects_an_invalid_role_and_a_missing_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emulator_started_from_variables_serves_the_files_projects() {
     let file = TempFile::new("serve", "projects.toml", PROJECTS_TOML);
-    let config = Config::from_lookup(lookup(&[
+    let config = Config::read(&lookup(&[
         ("MIXSYNC_EMULATOR_ADDR", "127.0.0.1:0"),
         ("MIXSYNC_EMULATOR_PROJECTS", file.path()),
         ("MIXSYNC_EMULATOR_RATE_LIMIT", "off"),

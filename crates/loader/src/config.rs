@@ -1,20 +1,24 @@
 //! The loader's configuration, read from `MIXSYNC_*` variables once at start and validated there,
 //! so a bad value stops the service with a message naming the variable.
 
-use std::str::FromStr;
 use std::time::Duration;
 
+use mixsync_bus::BusConfig;
+use mixsync_config::{BareUnit, Env};
+use mixsync_domain::rules::{
+    DEFAULT_MAX_GROUP_UPDATES, LOADER_IMPORT_BYTES, MAX_ENGAGE_UPDATES, MAX_IMPORT_BYTES,
+};
 use secrecy::SecretString;
+
+pub use mixsync_config::ConfigError;
 
 use crate::http::HttpSettings;
 use crate::objects::events::EventsConfig;
-use crate::objects::group_profiles::GroupProfilesConfig;
-use crate::objects::user_profiles::UserProfilesConfig;
 use crate::rate_limit::RateLimits;
 use crate::retry::Backoff;
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsync";
-const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The most updates Mixpanel documents for one `/groups` request (docs/mixpanel-api.md §3).
+const MAX_GROUP_UPDATES: usize = 2000;
 
 /// Everything `mixsync serve loader-events`, `loader-users` and `loader-groups` need (each reads
 /// it whole and uses its object's part).
@@ -22,10 +26,8 @@ const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub struct Config {
     /// `MIXSYNC_DATABASE_URL`: the state database (targets are resolved there).
     pub database_url: SecretString,
-    /// `MIXSYNC_AMQP_URL`: RabbitMQ.
-    pub amqp_url: SecretString,
-    /// `MIXSYNC_QUEUE_PREFIX`: prepended to every queue name.
-    pub queue_prefix: String,
+    /// RabbitMQ (`MIXSYNC_AMQP_URL`, `MIXSYNC_QUEUE_PREFIX`).
+    pub bus: BusConfig,
     /// `MIXSYNC_SECRET_KEY` (required): decrypts target secrets stored in the state database.
     pub secret_key: SecretString,
     /// `MIXSYNC_LOADER_PREFETCH` (default 16): RecordBatch messages held at once; with the batch
@@ -33,31 +35,59 @@ pub struct Config {
     pub prefetch: u16,
     /// `MIXSYNC_LOADER_CONCURRENCY` (default 4): requests in flight at once.
     pub concurrency: usize,
-    /// `MIXSYNC_LOADER_LINGER_MS` (default 200): how long a request that is not full waits for more
+    /// `MIXSYNC_LOADER_LINGER_MS` (default 200ms, a bare number is milliseconds): how long a request that is not full waits for more
     /// records.
     pub linger: Duration,
-    /// `MIXSYNC_LOADER_TARGET_CACHE_SECS` (default 60): how long resolved targets are reused.
+    /// `MIXSYNC_LOADER_TARGET_CACHE_SECS` (default 1m, a bare number is seconds): how long resolved targets are reused.
     pub target_cache_ttl: Duration,
     /// How requests are sent and retried.
     pub send: SendSettings,
     /// Events requests.
     pub events: EventsConfig,
-    /// User profile requests.
-    pub user_profiles: UserProfilesConfig,
-    /// Group profile requests.
-    pub group_profiles: GroupProfilesConfig,
+    /// User profile requests (`/engage`).
+    pub user_profiles: ProfilesConfig,
+    /// Group profile requests (`/groups`).
+    pub group_profiles: ProfilesConfig,
+}
+
+/// How large one `/engage` or `/groups` request may get.
+///
+/// `/engage` takes Mixpanel's 2000 updates (docs/mixpanel-api.md §2.4). `/groups` is documented
+/// at 2000 too (§3), but an older limit of 200 may still apply, so mixsync sends 200 unless
+/// `MIXSYNC_LOADER_MAX_GROUP_UPDATES` says otherwise. Mixpanel documents no byte limit for
+/// either request, only 1 MB per update; bodies are kept under the same 9.8 MiB as `/import`
+/// (`MIXSYNC_LOADER_MAX_BATCH_BYTES`), so 2000 large updates go in several requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfilesConfig {
+    /// Update objects per request. A record with more updates than this goes alone.
+    pub max_batch_updates: usize,
+    /// JSON bytes per request.
+    pub max_batch_bytes: usize,
+}
+
+impl ProfilesConfig {
+    /// `/engage`'s defaults: 2000 updates, 9.8 MiB.
+    pub const USERS: ProfilesConfig = ProfilesConfig {
+        max_batch_updates: MAX_ENGAGE_UPDATES,
+        max_batch_bytes: LOADER_IMPORT_BYTES,
+    };
+    /// `/groups`' defaults: 200 updates, 9.8 MiB.
+    pub const GROUPS: ProfilesConfig = ProfilesConfig {
+        max_batch_updates: DEFAULT_MAX_GROUP_UPDATES,
+        max_batch_bytes: LOADER_IMPORT_BYTES,
+    };
 }
 
 /// How requests are sent, limited and retried; shared by every object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendSettings {
-    /// Timeouts (`MIXSYNC_LOADER_CONNECT_TIMEOUT_SECS` default 10,
-    /// `MIXSYNC_LOADER_REQUEST_TIMEOUT_SECS` default 60).
+    /// Timeouts (`MIXSYNC_LOADER_CONNECT_TIMEOUT_SECS` default 10s,
+    /// `MIXSYNC_LOADER_REQUEST_TIMEOUT_SECS` default 60s; durations, a bare number is seconds).
     pub http: HttpSettings,
-    /// Backoff between retries (`MIXSYNC_LOADER_RETRY_INITIAL_MS` default 2000,
-    /// `MIXSYNC_LOADER_RETRY_MAX_MS` default 60000).
+    /// Backoff between retries (`MIXSYNC_LOADER_RETRY_INITIAL_MS` default 2s,
+    /// `MIXSYNC_LOADER_RETRY_MAX_MS` default 1m; durations, a bare number is milliseconds).
     pub backoff: Backoff,
-    /// `MIXSYNC_LOADER_RETRY_BUDGET_SECS` (default 900; 0 = no limit): how long one request is
+    /// `MIXSYNC_LOADER_RETRY_BUDGET_SECS` (default 15m, a bare number is seconds; 0 = no limit): how long one request is
     /// retried before its records are handed back for redelivery (never dropped).
     pub retry_budget: Option<Duration>,
     /// `MIXSYNC_LOADER_RATE_LIMIT` (`on` default, `off`), `MIXSYNC_LOADER_EVENTS_PER_SEC` (default
@@ -77,186 +107,150 @@ impl Default for SendSettings {
     }
 }
 
-/// A variable holds a value that cannot be used.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{var}: `{value}` is not valid: expected {expected}")]
-pub struct ConfigError {
-    /// The variable's name.
-    pub var: &'static str,
-    /// What it holds.
-    pub value: String,
-    /// What it should hold.
-    pub expected: String,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::read(&Env::process())
     }
 
-    /// Reads the variables through `lookup` (the environment, or a test's map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let var = Vars(&lookup);
+    /// Reads and validates the variables in `env`.
+    pub fn read(env: &Env) -> Result<Config, ConfigError> {
+        let secs = |var, default: Duration, max_secs| {
+            env.duration(
+                var,
+                default,
+                BareUnit::Secs,
+                Duration::ZERO..=Duration::from_secs(max_secs),
+            )
+        };
+        let millis =
+            |var, default: Duration, range| env.duration(var, default, BareUnit::Millis, range);
+        let http = HttpSettings::default();
+        let backoff = Backoff::default();
+        let rate = RateLimits::default();
         let send = SendSettings {
             http: HttpSettings {
-                connect_timeout: var.secs("MIXSYNC_LOADER_CONNECT_TIMEOUT_SECS", 10, 1..=600)?,
-                request_timeout: var.secs("MIXSYNC_LOADER_REQUEST_TIMEOUT_SECS", 60, 1..=3600)?,
+                connect_timeout: env.duration(
+                    "MIXSYNC_LOADER_CONNECT_TIMEOUT_SECS",
+                    http.connect_timeout,
+                    BareUnit::Secs,
+                    Duration::from_secs(1)..=Duration::from_secs(600),
+                )?,
+                request_timeout: env.duration(
+                    "MIXSYNC_LOADER_REQUEST_TIMEOUT_SECS",
+                    http.request_timeout,
+                    BareUnit::Secs,
+                    Duration::from_secs(1)..=Duration::from_secs(3600),
+                )?,
             },
             backoff: Backoff {
-                initial: var.millis("MIXSYNC_LOADER_RETRY_INITIAL_MS", 2_000, 1..=600_000)?,
-                max: var.millis("MIXSYNC_LOADER_RETRY_MAX_MS", 60_000, 1..=3_600_000)?,
+                initial: millis(
+                    "MIXSYNC_LOADER_RETRY_INITIAL_MS",
+                    backoff.initial,
+                    Duration::from_millis(1)..=Duration::from_secs(600),
+                )?,
+                max: millis(
+                    "MIXSYNC_LOADER_RETRY_MAX_MS",
+                    backoff.max,
+                    Duration::from_millis(1)..=Duration::from_secs(3600),
+                )?,
             },
-            retry_budget: match var.number(
+            retry_budget: Some(secs(
                 "MIXSYNC_LOADER_RETRY_BUDGET_SECS",
-                900u64,
-                0..=604_800,
-            )? {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
-            },
-            rate_limit: match var.switch("MIXSYNC_LOADER_RATE_LIMIT", true)? {
+                SendSettings::default().retry_budget.unwrap_or_default(),
+                7 * 24 * 3600,
+            )?)
+            .filter(|budget| !budget.is_zero()),
+            rate_limit: match env.switch("MIXSYNC_LOADER_RATE_LIMIT", true)? {
                 false => None,
                 true => Some(RateLimits {
-                    events_per_sec: var.number(
+                    events_per_sec: env.number(
                         "MIXSYNC_LOADER_EVENTS_PER_SEC",
-                        30_000u64,
+                        rate.events_per_sec,
                         1..=u64::MAX,
                     )?,
-                    bytes_per_min: var.number(
+                    bytes_per_min: env.number(
                         "MIXSYNC_LOADER_BYTES_PER_MIN",
-                        2_000_000_000u64,
+                        rate.bytes_per_min,
                         1..=u64::MAX,
                     )?,
                 }),
             },
         };
+        // One byte limit for every object's requests.
+        let max_batch_bytes = env.number(
+            "MIXSYNC_LOADER_MAX_BATCH_BYTES",
+            LOADER_IMPORT_BYTES,
+            1024..=MAX_IMPORT_BYTES,
+        )?;
         Ok(Config {
-            database_url: var
-                .string("MIXSYNC_DATABASE_URL", DEFAULT_DATABASE_URL)
-                .into(),
-            amqp_url: var.string("MIXSYNC_AMQP_URL", DEFAULT_AMQP_URL).into(),
-            queue_prefix: var.string("MIXSYNC_QUEUE_PREFIX", ""),
-            secret_key: var
-                .get("MIXSYNC_SECRET_KEY")
-                .map(SecretString::from)
-                .ok_or_else(|| ConfigError {
-                    var: "MIXSYNC_SECRET_KEY",
-                    value: String::new(),
-                    expected: "the key control stores target secrets with (it is not set)".into(),
-                })?,
-            prefetch: var.number("MIXSYNC_LOADER_PREFETCH", 16u16, 1..=u16::MAX)?,
-            concurrency: var.number("MIXSYNC_LOADER_CONCURRENCY", 4usize, 1..=256)?,
-            linger: var.millis("MIXSYNC_LOADER_LINGER_MS", 200, 0..=60_000)?,
-            target_cache_ttl: var.secs("MIXSYNC_LOADER_TARGET_CACHE_SECS", 60, 0..=86_400)?,
+            database_url: mixsync_config::database_url(env)?,
+            bus: BusConfig::read(env)?,
+            secret_key: mixsync_config::secret_key(
+                env,
+                "the key control stores target secrets with (the same as control's)",
+            )?,
+            prefetch: env.number("MIXSYNC_LOADER_PREFETCH", 16u16, 1..=u16::MAX)?,
+            concurrency: env.number("MIXSYNC_LOADER_CONCURRENCY", 4usize, 1..=256)?,
+            linger: millis(
+                "MIXSYNC_LOADER_LINGER_MS",
+                Duration::from_millis(200),
+                Duration::ZERO..=Duration::from_secs(60),
+            )?,
+            target_cache_ttl: secs(
+                "MIXSYNC_LOADER_TARGET_CACHE_SECS",
+                Duration::from_secs(60),
+                86_400,
+            )?,
             send,
-            events: EventsConfig::from_lookup(&lookup)?,
-            user_profiles: UserProfilesConfig::from_lookup(&lookup)?,
-            group_profiles: GroupProfilesConfig::from_lookup(&lookup)?,
+            events: EventsConfig::read(env, max_batch_bytes)?,
+            user_profiles: ProfilesConfig {
+                max_batch_bytes,
+                ..ProfilesConfig::USERS
+            },
+            group_profiles: ProfilesConfig {
+                max_batch_updates: env.number(
+                    "MIXSYNC_LOADER_MAX_GROUP_UPDATES",
+                    ProfilesConfig::GROUPS.max_batch_updates,
+                    1..=MAX_GROUP_UPDATES,
+                )?,
+                max_batch_bytes,
+            },
         })
-    }
-}
-
-/// Typed access to variables; blank counts as unset.
-pub(crate) struct Vars<'a, F>(pub(crate) &'a F);
-
-impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
-    pub(crate) fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    fn string(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    /// An integer in `range`, or `default` when unset.
-    pub(crate) fn number<T>(
-        &self,
-        name: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + std::fmt::Display + Copy,
-    {
-        let Some(value) = self.get(name) else {
-            return Ok(default);
-        };
-        match value.trim().parse::<T>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(ConfigError {
-                var: name,
-                value,
-                expected: format!("an integer from {} to {}", range.start(), range.end()),
-            }),
-        }
-    }
-
-    fn millis(
-        &self,
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
-        self.number(name, default, range).map(Duration::from_millis)
-    }
-
-    fn secs(
-        &self,
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
-        self.number(name, default, range).map(Duration::from_secs)
-    }
-
-    fn switch(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
-        let Some(value) = self.get(name) else {
-            return Ok(default);
-        };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "on" | "true" | "1" | "yes" => Ok(true),
-            "off" | "false" | "0" | "no" => Ok(false),
-            _ => Err(ConfigError {
-                var: name,
-                value,
-                expected: "`on` or `off`".into(),
-            }),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret as _;
 
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = [("MIXSYNC_SECRET_KEY", "k")]
-            .iter()
-            .chain(vars)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::read(&Env::from_pairs(
+            [("MIXSYNC_SECRET_KEY", "k")].iter().chain(vars).copied(),
+        ))
     }
 
     #[test]
     fn defaults() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database_url.expose_secret(), DEFAULT_DATABASE_URL);
-        assert_eq!(c.amqp_url.expose_secret(), DEFAULT_AMQP_URL);
-        assert_eq!(c.queue_prefix, "");
+        assert_eq!(
+            c.database_url.expose_secret(),
+            mixsync_config::defaults::DATABASE_URL
+        );
+        assert_eq!(c.bus.url, mixsync_config::defaults::AMQP_URL);
+        assert_eq!(c.bus.prefix, "");
         assert_eq!(c.prefetch, 16);
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.linger, Duration::from_millis(200));
         assert_eq!(c.send, SendSettings::default());
         assert_eq!(c.events, EventsConfig::default());
+        assert_eq!(c.target_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.user_profiles, ProfilesConfig::USERS);
         assert_eq!(c.user_profiles.max_batch_updates, 2000);
+        assert_eq!(c.group_profiles, ProfilesConfig::GROUPS);
         assert_eq!(c.group_profiles.max_batch_updates, 200);
-        assert_eq!(c.group_profiles, GroupProfilesConfig::default());
     }
 
     #[test]
@@ -285,9 +279,26 @@ mod tests {
     }
 
     #[test]
+    fn durations_take_units_or_the_names_unit() {
+        let c = config(&[
+            ("MIXSYNC_LOADER_LINGER_MS", "1s"),
+            ("MIXSYNC_LOADER_RETRY_MAX_MS", "2m"),
+            ("MIXSYNC_LOADER_REQUEST_TIMEOUT_SECS", "90"),
+            ("MIXSYNC_LOADER_RETRY_BUDGET_SECS", "1h"),
+            ("MIXSYNC_LOADER_RATE_LIMIT", "No"),
+        ])
+        .unwrap();
+        assert_eq!(c.linger, Duration::from_secs(1));
+        assert_eq!(c.send.backoff.max, Duration::from_secs(120));
+        assert_eq!(c.send.http.request_timeout, Duration::from_secs(90));
+        assert_eq!(c.send.retry_budget, Some(Duration::from_secs(3600)));
+        assert_eq!(c.send.rate_limit, None);
+    }
+
+    #[test]
     fn the_secret_key_is_required() {
-        let error = Config::from_lookup(|_| None).unwrap_err();
-        assert_eq!(error.var, "MIXSYNC_SECRET_KEY");
+        let error = Config::read(&Env::from_pairs([("MIXSYNC_SECRET_KEY", " ")])).unwrap_err();
+        assert_eq!(error.var(), "MIXSYNC_SECRET_KEY");
     }
 
     #[test]
@@ -302,7 +313,7 @@ mod tests {
             ("MIXSYNC_LOADER_LINGER_MS", "soon"),
         ] {
             let error = config(&[(var, value)]).unwrap_err();
-            assert_eq!(error.var, var);
+            assert_eq!(error.var(), var);
             assert!(error.to_string().starts_with(var), "{error}");
         }
     }

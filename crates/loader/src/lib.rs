@@ -22,18 +22,16 @@ mod tracker;
 
 use std::time::Duration;
 
-use mixsync_bus::{Bus, BusConfig, BusError, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES};
+use mixsync_bus::{Bus, BusError, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES};
 use mixsync_proto::v1::MixpanelObject;
 use mixsync_state::{StateError, StateStore};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, ConfigError, SendSettings};
+pub use config::{Config, ConfigError, ProfilesConfig, SendSettings};
 pub use objects::Object;
 pub use objects::Profiles;
 pub use objects::events::{Events, EventsConfig};
-pub use objects::group_profiles::GroupProfilesConfig;
-pub use objects::user_profiles::UserProfilesConfig;
 pub use sender::{RecordOutcome, Sender};
 pub use service::{Service, ServiceSettings};
 pub use target::{Target, TargetCache, TargetError, TargetSource};
@@ -136,11 +134,7 @@ async fn run_service<O: Object>(
     build: impl FnOnce(&Config, StateStore, CancellationToken) -> Result<Service<O, StateStore>, Error>,
 ) -> Result<(), Error> {
     let state = connect_state(config, &shutdown).await?;
-    let bus = Bus::connect(BusConfig {
-        url: config.amqp_url.expose_secret().to_owned(),
-        prefix: config.queue_prefix.clone(),
-    })
-    .await?;
+    let bus = Bus::connect(config.bus.clone()).await?;
     let service = build(config, state, shutdown.clone())?;
     let result = service.run(&bus, shutdown).await;
     bus.close().await;

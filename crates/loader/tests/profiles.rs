@@ -7,7 +7,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use mixsync_loader::objects::{Object, RULE_REJECTED, RecordFailure};
-use mixsync_loader::{GroupProfilesConfig, Profiles, RecordOutcome, Sender, UserProfilesConfig};
+use mixsync_loader::{Profiles, ProfilesConfig, RecordOutcome, Sender};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -16,16 +16,16 @@ fn sender<O: Object>(object: O) -> Sender<O> {
 }
 
 fn users(max_batch_updates: usize) -> Sender<Profiles> {
-    sender(Profiles::users(UserProfilesConfig {
+    sender(Profiles::users(ProfilesConfig {
         max_batch_updates,
-        ..UserProfilesConfig::default()
+        ..ProfilesConfig::USERS
     }))
 }
 
 fn groups_sender(max_batch_updates: usize) -> Sender<Profiles> {
-    sender(Profiles::groups(GroupProfilesConfig {
+    sender(Profiles::groups(ProfilesConfig {
         max_batch_updates,
-        ..GroupProfilesConfig::default()
+        ..ProfilesConfig::GROUPS
     }))
 }
 

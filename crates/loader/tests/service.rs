@@ -71,7 +71,7 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let config = Config::read(&mixsync_config::Env::from_pairs(vars)).unwrap();
         let bus = Bus::connect(BusConfig {
             url: mixsync_bus::DEFAULT_AMQP_URL.into(),
             prefix,

@@ -1,10 +1,14 @@
-//! The mapper's configuration, from `MIXSYNC_*` environment variables.
+//! The mapper's configuration, from `MIXSYNC_*` environment variables read through
+//! [`mixsync_config::Env`].
 
-use mixsync_bus::{BusConfig, BusError};
+use mixsync_bus::BusConfig;
+use mixsync_config::Env;
 use secrecy::SecretString;
 
+pub use mixsync_config::ConfigError;
+
 /// `MIXSYNC_DATABASE_URL` when unset: the local state database.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mixsync";
+pub const DEFAULT_DATABASE_URL: &str = mixsync_config::defaults::DATABASE_URL;
 /// Row batches mapped at once when `MIXSYNC_MAPPER_PREFETCH` is unset.
 pub const DEFAULT_PREFETCH: u16 = 4;
 /// The largest `MIXSYNC_MAPPER_PREFETCH` accepted.
@@ -12,27 +16,6 @@ pub const MAX_PREFETCH: u16 = 64;
 /// Stands in for `MIXSYNC_SECRET_KEY` when it is unset: the mapper reads run plans only,
 /// never a stored secret, so no real key is needed.
 const UNUSED_SECRET_KEY: &str = "mixsync-mapper-reads-no-secrets";
-
-/// A configuration variable that does not parse.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable is not valid UTF-8.
-    #[error("{0} is not valid UTF-8")]
-    NotUnicode(&'static str),
-    /// A variable's value does not parse.
-    #[error("{name}={value} is invalid: {expected}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should look like.
-        expected: &'static str,
-    },
-    /// The bus configuration is invalid.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-}
 
 /// Everything the mapper needs to run.
 #[derive(Debug, Clone)]
@@ -49,46 +32,25 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates the configuration from the environment.
+    /// Reads and validates the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url = var("MIXSYNC_DATABASE_URL")?
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
-            .into();
-        let secret_key = var("MIXSYNC_SECRET_KEY")?
-            .unwrap_or_else(|| UNUSED_SECRET_KEY.to_owned())
-            .into();
-        let prefetch = match var("MIXSYNC_MAPPER_PREFETCH")? {
-            None => DEFAULT_PREFETCH,
-            Some(v) => parse_prefetch(&v)?,
-        };
-        Ok(Self {
-            database_url,
-            secret_key,
-            bus: BusConfig::from_env()?,
-            prefetch,
-        })
+        Self::read(&Env::process())
     }
-}
 
-fn parse_prefetch(v: &str) -> Result<u16, ConfigError> {
-    v.trim()
-        .parse()
-        .ok()
-        .filter(|n| (1..=MAX_PREFETCH).contains(n))
-        .ok_or(ConfigError::Invalid {
-            name: "MIXSYNC_MAPPER_PREFETCH",
-            value: v.to_owned(),
-            expected: "a whole number from 1 to 64",
+    /// Reads and validates the configuration from `env`.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: mixsync_config::database_url(env)?,
+            secret_key: env
+                .secret(mixsync_config::SECRET_KEY_VAR)?
+                .unwrap_or_else(|| UNUSED_SECRET_KEY.into()),
+            bus: BusConfig::read(env)?,
+            prefetch: env.number(
+                "MIXSYNC_MAPPER_PREFETCH",
+                DEFAULT_PREFETCH,
+                1..=MAX_PREFETCH,
+            )?,
         })
-}
-
-/// The variable's value; `None` when unset or empty.
-fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => Ok(Some(v)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode(name)),
     }
 }
 
@@ -96,14 +58,19 @@ fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
 mod tests {
     use super::*;
 
+    fn prefetch(value: &str) -> Result<u16, ConfigError> {
+        Config::read(&Env::from_pairs([("MIXSYNC_MAPPER_PREFETCH", value)])).map(|c| c.prefetch)
+    }
+
     #[test]
     fn prefetch_is_bounded() {
-        assert_eq!(parse_prefetch(" 8 ").unwrap(), 8);
-        assert!(parse_prefetch("0").is_err());
-        assert!(parse_prefetch("65").is_err());
+        assert_eq!(prefetch(" 8 ").unwrap(), 8);
+        assert_eq!(prefetch("").unwrap(), DEFAULT_PREFETCH);
+        assert!(prefetch("0").is_err());
+        assert!(prefetch("65").is_err());
         assert_eq!(
-            parse_prefetch("x").unwrap_err().to_string(),
-            "MIXSYNC_MAPPER_PREFETCH=x is invalid: a whole number from 1 to 64"
+            prefetch("x").unwrap_err().to_string(),
+            "MIXSYNC_MAPPER_PREFETCH=x is invalid: expected a whole number from 1 to 64"
         );
     }
 }

@@ -4,13 +4,9 @@ use tracing_subscriber::util::TryInitError;
 /// Why telemetry could not be initialised.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// `MIXSYNC_LOG_FORMAT` holds something other than `text` or `json`.
-    #[error("MIXSYNC_LOG_FORMAT must be `text` or `json`, got `{0}`")]
-    InvalidLogFormat(String),
-
-    /// A variable is set to bytes that are not UTF-8.
-    #[error("{0} is not valid UTF-8")]
-    NotUnicode(&'static str),
+    /// A telemetry variable (`MIXSYNC_LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) is invalid.
+    #[error(transparent)]
+    Config(#[from] mixsync_config::ConfigError),
 
     /// `RUST_LOG` does not parse as filter directives.
     #[error("RUST_LOG is not a valid log filter (e.g. `info,mixsync_loader=debug`)")]

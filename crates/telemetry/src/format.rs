@@ -1,4 +1,4 @@
-use crate::TelemetryError;
+use mixsync_config::{ConfigError, Env};
 
 /// The variable choosing the log line format.
 pub const LOG_FORMAT_VAR: &str = "MIXSYNC_LOG_FORMAT";
@@ -14,35 +14,18 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// Reads [`LOG_FORMAT_VAR`]; unset or empty means [`LogFormat::Text`].
+    /// Reads [`LOG_FORMAT_VAR`] from `env`: `text` (the default) or `json`, any case; blank is
+    /// unset.
     ///
     /// # Errors
     ///
-    /// A value other than `text` or `json`, or one that is not UTF-8.
-    pub fn from_env() -> Result<Self, TelemetryError> {
-        match std::env::var(LOG_FORMAT_VAR) {
-            Ok(value) => Self::parse(Some(&value)),
-            Err(std::env::VarError::NotPresent) => Self::parse(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(TelemetryError::NotUnicode(LOG_FORMAT_VAR))
-            }
-        }
-    }
-
-    /// Parses the variable's value; `None` or blank means [`LogFormat::Text`].
-    ///
-    /// # Errors
-    ///
-    /// A value other than `text` or `json` (case-insensitive).
-    pub fn parse(value: Option<&str>) -> Result<Self, TelemetryError> {
-        let value = value.map(str::trim).unwrap_or_default();
-        if value.is_empty() || value.eq_ignore_ascii_case("text") {
-            Ok(Self::Text)
-        } else if value.eq_ignore_ascii_case("json") {
-            Ok(Self::Json)
-        } else {
-            Err(TelemetryError::InvalidLogFormat(value.to_owned()))
-        }
+    /// Any other value, naming the variable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        env.choice(
+            LOG_FORMAT_VAR,
+            LogFormat::Text,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )
     }
 }
 
@@ -50,27 +33,33 @@ impl LogFormat {
 mod tests {
     use super::*;
 
+    fn read(value: &str) -> Result<LogFormat, ConfigError> {
+        LogFormat::read(&Env::from_pairs([(LOG_FORMAT_VAR, value)]))
+    }
+
     #[test]
     fn unset_or_blank_means_text() {
-        assert_eq!(LogFormat::parse(None).unwrap(), LogFormat::Text);
-        assert_eq!(LogFormat::parse(Some("")).unwrap(), LogFormat::Text);
-        assert_eq!(LogFormat::parse(Some("  ")).unwrap(), LogFormat::Text);
+        assert_eq!(
+            LogFormat::read(&Env::from_pairs::<&str, &str>([])).unwrap(),
+            LogFormat::Text
+        );
+        assert_eq!(read("").unwrap(), LogFormat::Text);
+        assert_eq!(read("  ").unwrap(), LogFormat::Text);
     }
 
     #[test]
     fn accepts_text_and_json() {
-        assert_eq!(LogFormat::parse(Some("text")).unwrap(), LogFormat::Text);
-        assert_eq!(LogFormat::parse(Some("json")).unwrap(), LogFormat::Json);
-        assert_eq!(LogFormat::parse(Some("JSON")).unwrap(), LogFormat::Json);
+        assert_eq!(read("text").unwrap(), LogFormat::Text);
+        assert_eq!(read("json").unwrap(), LogFormat::Json);
+        assert_eq!(read("JSON").unwrap(), LogFormat::Json);
     }
 
     #[test]
     fn rejects_anything_else_naming_the_variable() {
-        let error = LogFormat::parse(Some("logfmt")).unwrap_err();
-
-        assert!(matches!(error, TelemetryError::InvalidLogFormat(ref v) if v == "logfmt"));
+        let error = read("logfmt").unwrap_err();
+        assert_eq!(error.var(), LOG_FORMAT_VAR);
         let message = error.to_string();
-        assert!(message.contains(LOG_FORMAT_VAR), "{message}");
         assert!(message.contains("logfmt"), "{message}");
+        assert!(message.contains("text, json"), "{message}");
     }
 }

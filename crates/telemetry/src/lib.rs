@@ -29,28 +29,67 @@ pub use propagation::{extract_context, inject_context};
 /// The variable holding the log filter directives.
 pub const LOG_FILTER_VAR: &str = "RUST_LOG";
 
+/// What [`init`] reads from the environment (besides `RUST_LOG`, which `tracing-subscriber`'s
+/// `EnvFilter` parses itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `MIXSYNC_LOG_FORMAT`: `text` (default) or `json`.
+    pub format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: spans are exported over OTLP/gRPC when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads the telemetry variables from `env`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid value, naming the variable.
+    pub fn read(env: &mixsync_config::Env) -> Result<Self, mixsync_config::ConfigError> {
+        Ok(TelemetryConfig {
+            format: LogFormat::read(env)?,
+            otlp_endpoint: env.string(OTLP_ENDPOINT_VAR)?,
+        })
+    }
+}
+
 /// Installs the global `tracing` subscriber for `service` (also the
-/// OpenTelemetry `service.name`).
+/// OpenTelemetry `service.name`), reading its settings from the process environment.
 ///
-/// Reads `RUST_LOG`, `MIXSYNC_LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// (plus the standard `OTEL_EXPORTER_OTLP_*` settings the exporter honours).
+/// # Errors
+///
+/// As [`init_with`], and an invalid variable (named in the error).
+pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
+    let config = TelemetryConfig::read(&mixsync_config::Env::process())?;
+    init_with(service, &config)
+}
+
+/// Installs the global `tracing` subscriber for `service` with `config`.
+///
+/// Reads `RUST_LOG` (default `info`); when `config.otlp_endpoint` is set, exports spans over
+/// OTLP/gRPC (the exporter honours the standard `OTEL_EXPORTER_OTLP_*` settings).
 /// Works inside or outside a Tokio runtime: the exporter brings its own.
 /// Keep the returned guard alive for the life of the process: dropping it
 /// flushes and shuts down the span exporter.
 ///
 /// # Errors
 ///
-/// An invalid variable (named in the error), an exporter that cannot be
-/// built, or a global subscriber that is already set (a second call in the
-/// same process).
-pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let format = LogFormat::from_env()?;
+/// An exporter that cannot be built, an invalid `RUST_LOG`, or a global subscriber that is
+/// already set (a second call in the same process).
+pub fn init_with(
+    service: &str,
+    config: &TelemetryConfig,
+) -> Result<TelemetryGuard, TelemetryError> {
+    let format = config.format;
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .with_env_var(LOG_FILTER_VAR)
         .from_env()
         .map_err(TelemetryError::InvalidFilter)?;
-    let otlp = OtlpPipeline::from_env(service)?;
+    let otlp = match config.otlp_endpoint {
+        Some(_) => Some(OtlpPipeline::start(service)?),
+        None => None,
+    };
 
     let ansi = std::io::stderr().is_terminal();
     let fmt_layer = match format {

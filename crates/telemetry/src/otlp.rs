@@ -30,17 +30,9 @@ pub(crate) struct OtlpPipeline {
 }
 
 impl OtlpPipeline {
-    /// The pipeline for `service`, or `None` when [`OTLP_ENDPOINT_VAR`] is
-    /// unset or empty.
-    pub(crate) fn from_env(service: &str) -> Result<Option<Self>, TelemetryError> {
-        match std::env::var(OTLP_ENDPOINT_VAR) {
-            Ok(endpoint) if !endpoint.trim().is_empty() => {}
-            Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(TelemetryError::NotUnicode(OTLP_ENDPOINT_VAR));
-            }
-        }
-
+    /// The pipeline for `service`, exporting to the endpoint the exporter reads from
+    /// [`OTLP_ENDPOINT_VAR`] (and the other standard `OTEL_EXPORTER_OTLP_*` variables).
+    pub(crate) fn start(service: &str) -> Result<Self, TelemetryError> {
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready, exporter) = std::sync::mpsc::sync_channel(1);
         // The runtime is created, driven and dropped on its own thread only:
@@ -95,11 +87,11 @@ impl OtlpPipeline {
             .with_batch_exporter(exporter)
             .with_resource(resource)
             .build();
-        Ok(Some(Self {
+        Ok(Self {
             provider,
             stop: Some(stop),
             runtime_thread: Some(runtime_thread),
-        }))
+        })
     }
 
     /// The tracing-opentelemetry layer turning spans into OpenTelemetry spans.

@@ -87,6 +87,7 @@ impl Harness {
             database_url: SecretString::from(db_url.clone()),
             secret_key: SecretString::from("test-secret-key".to_owned()),
             bus: bus_config.clone(),
+            scheduler: Default::default(),
         };
         let listener = TcpListener::bind(config.grpc_addr).await.unwrap();
         let addr = listener.local_addr().unwrap();

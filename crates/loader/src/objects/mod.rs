@@ -4,9 +4,7 @@
 //! User and group profiles share the update-object encoding and answer of [`updates`].
 
 pub mod events;
-pub mod group_profiles;
 mod updates;
-pub mod user_profiles;
 
 pub use updates::Profiles;
 

@@ -1,9 +1,8 @@
 //! How large one `/import` request may get: Mixpanel's limits (2000 events, 10 MB uncompressed),
 //! configurable lower.
 
-use mixsync_domain::rules::{LOADER_IMPORT_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS};
-
-use crate::config::{ConfigError, Vars};
+use mixsync_config::{ConfigError, Env};
+use mixsync_domain::rules::{LOADER_IMPORT_BYTES, MAX_IMPORT_EVENTS};
 
 /// Batch limits for `/import`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,21 +24,16 @@ impl Default for EventsConfig {
 }
 
 impl EventsConfig {
-    /// Reads the variables through `lookup`.
-    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = Vars(lookup);
-        let defaults = EventsConfig::default();
+    /// Reads `MIXSYNC_LOADER_MAX_BATCH_EVENTS`; the byte limit is the loader's, read once for
+    /// every object.
+    pub(crate) fn read(env: &Env, max_batch_bytes: usize) -> Result<Self, ConfigError> {
         Ok(EventsConfig {
-            max_batch_events: var.number(
+            max_batch_events: env.number(
                 "MIXSYNC_LOADER_MAX_BATCH_EVENTS",
-                defaults.max_batch_events,
+                MAX_IMPORT_EVENTS,
                 1..=MAX_IMPORT_EVENTS,
             )?,
-            max_batch_bytes: var.number(
-                "MIXSYNC_LOADER_MAX_BATCH_BYTES",
-                defaults.max_batch_bytes,
-                1024..=MAX_IMPORT_BYTES,
-            )?,
+            max_batch_bytes,
         })
     }
 }

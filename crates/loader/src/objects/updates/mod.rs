@@ -9,9 +9,8 @@ pub(crate) mod response;
 
 use bytes::Bytes;
 
-use super::group_profiles::GroupProfilesConfig;
-use super::user_profiles::UserProfilesConfig;
 use crate::batcher::{BatchLimits, RecordSize};
+use crate::config::ProfilesConfig;
 use crate::http::{PreparedRequest, Reply};
 use crate::objects::{BuildError, Object, ParsedReply, RecordFailure};
 use crate::target::Target;
@@ -29,7 +28,7 @@ pub struct Profiles {
 
 impl Profiles {
     /// User profiles (`/engage`) with these batch limits.
-    pub fn users(config: UserProfilesConfig) -> Self {
+    pub fn users(config: ProfilesConfig) -> Self {
         Self {
             name: "user_profiles",
             endpoint: "engage",
@@ -39,7 +38,7 @@ impl Profiles {
     }
 
     /// Group profiles (`/groups`) with these batch limits.
-    pub fn groups(config: GroupProfilesConfig) -> Self {
+    pub fn groups(config: ProfilesConfig) -> Self {
         Self {
             name: "group_profiles",
             endpoint: "groups",

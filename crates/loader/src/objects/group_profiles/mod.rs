@@ -1,6 +1,0 @@
-//! Group profiles, sent to `POST /groups` (`mixpanel-api.md` §3) by [`super::Profiles::groups`]:
-//! their batch limits.
-
-mod config;
-
-pub use config::GroupProfilesConfig;

@@ -1,7 +1,0 @@
-//! User profiles, sent to `POST /engage` (`mixpanel-api.md` §2) by [`super::Profiles::users`]:
-//! their batch limits.
-
-mod config;
-
-pub use config::UserProfilesConfig;
-pub(crate) use config::max_batch_bytes;
