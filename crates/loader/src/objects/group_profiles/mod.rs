@@ -1,4 +1,4 @@
-//! Group profiles, sent to `POST /groups` (`mixpanel-api.md` §3) by [`super::Profiles::groups`]:
+//! Group profiles, sent to `POST /groups` (docs/mixpanel-api.md §3) by [`super::Profiles::groups`]:
 //! their batch limits.
 
 mod config;

@@ -1,4 +1,4 @@
-//! User profiles, sent to `POST /engage` (`mixpanel-api.md` §2) by [`super::Profiles::users`]:
+//! User profiles, sent to `POST /engage` (docs/mixpanel-api.md §2) by [`super::Profiles::users`]:
 //! their batch limits.
 
 mod config;
