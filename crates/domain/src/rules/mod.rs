@@ -1,8 +1,8 @@
 //! Mixpanel's ingestion rules as constants and pure functions.
 //!
 //! Both the emulator (which enforces the rules) and the mapper (which must produce records that pass
-//! them) read this module, so the two can never disagree about a limit. Section numbers refer to
-//! `mixpanel-api.md`.
+//! them) read this module, so the two can never disagree about a limit. Each constant cites the
+//! section of docs/mixpanel-api.md that says where its value comes from.
 
 mod ids;
 mod json;
