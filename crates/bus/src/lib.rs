@@ -10,6 +10,9 @@
 //! Queue names passed in are the unprefixed constants ([`ROWS`], …); the bus prepends
 //! `MIXSYNC_QUEUE_PREFIX`.
 //!
+//! Which service publishes and consumes each queue, and when each consumer acks, nacks or
+//! dead-letters: docs/architecture.md ("Queues").
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use mixsync_bus::{Bus, BusConfig, ROWS};

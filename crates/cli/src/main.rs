@@ -1,5 +1,7 @@
 //! `mixsync`: one binary for every service (`mixsync serve <service>`), the client commands over the
 //! gRPC API, `mixsync demo` and `mixsync bench`.
+//!
+//! The services it starts and how they fit together: docs/architecture.md.
 
 mod activation_file;
 mod client;

@@ -2,6 +2,9 @@
 //! the state store, with health checking and server reflection, plus the consumer that
 //! accounts every stage's progress reports and so moves runs through their states.
 //!
+//! The run lifecycle and the accounting invariants control keeps: docs/architecture.md ("Run
+//! lifecycle"); the API itself is `proto/mixsync/v1/control.proto`.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = mixsync_control::Config::from_env()?;

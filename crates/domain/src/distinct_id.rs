@@ -1,4 +1,4 @@
-//! `distinct_id`: whom an event or profile belongs to (§1.6, §2.2).
+//! `distinct_id`: whom an event or profile belongs to (docs/mixpanel-api.md §1.6, §2.2).
 
 use crate::error::{FieldError, preview};
 use crate::newtype::{check_max_bytes, display_as_str, string_newtype};

@@ -1,4 +1,4 @@
-//! `event`: the event name (§1.6).
+//! `event`: the event name (docs/mixpanel-api.md §1.6).
 
 use crate::error::FieldError;
 use crate::newtype::{check_max_bytes, display_as_str, string_newtype};

@@ -1,4 +1,4 @@
-//! One event as sent to `/import` (§1.4).
+//! One event as sent to `/import` (docs/mixpanel-api.md §1.4).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
@@ -47,9 +47,9 @@ impl EventRecord {
         Json::Object(event)
     }
 
-    /// Checks the per-event limits (§1.5, §1.6): fewer than 255 properties in all, every list or
-    /// object property within the nesting, key, item and 8 KB limits, and the whole event under
-    /// 1 MB. Returns the event's size in bytes of compact JSON.
+    /// Checks the per-event limits (docs/mixpanel-api.md §1.5, §1.6): fewer than 255 properties in
+    /// all, every list or object property within the nesting, key, item and 8 KB limits, and the
+    /// whole event under 1 MB. Returns the event's size in bytes of compact JSON.
     pub fn check_limits(&self) -> Result<usize, LimitError> {
         let count = RESERVED_EVENT_PROPERTIES.len() + self.custom_properties().count();
         if count >= MAX_PROPERTIES {

@@ -1,4 +1,4 @@
-//! `time`: when an event happened, in epoch milliseconds (§1.6).
+//! `time`: when an event happened, in epoch milliseconds (docs/mixpanel-api.md §1.6).
 
 use std::fmt;
 
@@ -196,7 +196,7 @@ impl EventTime {
     }
 
     /// This time, or `now_ms` if it is later: Mixpanel overwrites slightly-future times with the
-    /// ingestion time (§1.6).
+    /// ingestion time (docs/mixpanel-api.md §1.6).
     pub fn clamp_to(self, now_ms: i64) -> Self {
         Self(self.0.min(now_ms))
     }

@@ -1,4 +1,4 @@
-//! `$group_key` and `$group_id`: which group profile an update targets (§3).
+//! `$group_key` and `$group_id`: which group profile an update targets (docs/mixpanel-api.md §3).
 
 use crate::error::FieldError;
 use crate::newtype::{check_max_bytes, check_not_empty, display_as_str, string_newtype};

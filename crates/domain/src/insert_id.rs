@@ -1,4 +1,4 @@
-//! `$insert_id`: the event deduplication key (§1.6).
+//! `$insert_id`: the event deduplication key (docs/mixpanel-api.md §1.6).
 
 use sha2::{Digest, Sha256};
 

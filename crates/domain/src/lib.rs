@@ -3,7 +3,8 @@
 //! Everything here is pure: no I/O, no clock. Constructors parse (`DistinctId::parse`,
 //! `InsertId::parse`, …) so a value of one of these types already satisfies Mixpanel's rules for
 //! its field; [`rules`] holds the limits themselves for code that checks raw JSON (the emulator)
-//! or sizes batches (the loader). Section numbers in the docs refer to `mixpanel-api.md`.
+//! or sizes batches (the loader). Where each rule comes from is in docs/mixpanel-api.md; the doc
+//! comments cite its sections (docs/mixpanel-api.md §1.6 holds the field rules of `/import`).
 //!
 //! - Field newtypes: [`DistinctId`], [`InsertId`], [`EventName`], [`EventTime`], [`GroupKey`],
 //!   [`GroupId`], [`PropertyName`], [`ProjectToken`], [`ProjectId`].

@@ -1,4 +1,4 @@
-//! A Mixpanel project's identity: its token and its numeric id (§1.2, §2.1).
+//! A Mixpanel project's identity: its token and its numeric id (docs/mixpanel-api.md §1.2, §2.1).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Property names (§1.6, §2.4).
+//! Property names (docs/mixpanel-api.md §1.6, §2.4).
 
 use crate::error::FieldError;
 use crate::newtype::{check_max_bytes, check_not_empty, display_as_str, string_newtype};

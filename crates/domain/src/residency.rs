@@ -1,4 +1,4 @@
-//! Mixpanel data residency and the hosts that go with it (§1.1).
+//! Mixpanel data residency and the hosts that go with it (docs/mixpanel-api.md §1.1).
 
 use crate::string_enum::string_enum;
 
@@ -28,7 +28,7 @@ impl Residency {
     }
 
     /// The app API base URL (no trailing slash), which serves `/api/app/me` for testing
-    /// service-account credentials (§4), e.g. `https://eu.mixpanel.com`.
+    /// service-account credentials (docs/mixpanel-api.md §4), e.g. `https://eu.mixpanel.com`.
     pub fn app_base_url(self) -> &'static str {
         match self {
             Self::Us => "https://mixpanel.com",

@@ -1,6 +1,9 @@
 //! A faithful local Mixpanel ingestion API: `/import`, `/engage`, `/groups` and `/api/app/me`, with
 //! Mixpanel's auth, limits, per-record validation, error bodies, dedup and profile semantics, plus a
 //! rate limiter, fault injection and inspection endpoints. See `CONTRACT.md` for every rule.
+//!
+//! Where each rule comes from, and what is documented, observed or assumed about the real API, is
+//! in docs/mixpanel-api.md; docs/mixpanel-api.md §7 lists what the emulator must reproduce.
 
 // Handlers return `Result<_, Response>` so an early answer is one `?`; the size of `Response` is fine here.
 #![allow(clippy::result_large_err)]

@@ -5,6 +5,10 @@
 //! classification function and backoff), [`http`], the [`sender`] pipeline (records and a target in,
 //! one outcome per record out) and the RabbitMQ [`service`]. Each Mixpanel object is a small folder
 //! under [`objects`]: events, user profiles and group profiles, one loader service each.
+//!
+//! What Mixpanel expects of each request and what each answer means: docs/mixpanel-api.md §1 to §3,
+//! and docs/mixpanel-api.md §6 for retries. The loader's place in the pipeline, and when it acks:
+//! docs/architecture.md ("Message flow").
 
 pub mod batcher;
 pub mod config;

@@ -1,5 +1,5 @@
-//! What to do after one attempt (the retry table of `mixpanel-api.md` §6.1), and how long to wait
-//! before the next one. Every object goes through [`classify`]; none has its own retry loop.
+//! What to do after one attempt (the retry table of docs/mixpanel-api.md §6.1), and how long to
+//! wait before the next one. Every object goes through [`classify`]; none has its own retry loop.
 
 use std::time::Duration;
 

@@ -12,6 +12,10 @@
 //! resync), publishes the rest as one `RecordBatch` (same batch id) to the object's load queue
 //! and a `Progress` report (stage `MAP`: skipped, and every failed row with its reason), and
 //! only then acks the batch.
+//!
+//! The rules records are checked against: docs/mixpanel-api.md §1.6 (events), §2.2 and §3
+//! (profiles). How the sync snapshot decides what is sent, and the mapper's place in the pipeline:
+//! docs/architecture.md ("Message flow", "Accounting invariants").
 
 mod batch;
 mod config;

@@ -1,5 +1,10 @@
-//! Keys and snapshots: each record's hash, duplicate keys (within a batch, and across the run
-//! through the state store's key claims), and the send-or-skip decision against the snapshot.
+//! The mapper's side of incremental syncs: each record's hash, duplicate keys within a batch, and
+//! what to do with a record given its key's claim.
+//!
+//! The hash is not compared here. [`mixsync_state::StateStore::claim_keys`]
+//! (`crates/state/src/snapshots.rs`) compares it with the activation's snapshot in SQL, in the
+//! same upsert that claims the key for the run, and returns the decision (`send`); [`decide`]
+//! only reads that claim (duplicate of another batch, send, or skip).
 
 use std::collections::HashMap;
 

@@ -1,6 +1,9 @@
 //! mixsync's wire types: the `mixsync.v1` protobuf messages (queue messages
 //! between services) and the `mixsync.v1.Control` gRPC service, generated
 //! from `proto/mixsync/v1/` at build time.
+//!
+//! Which service sends each queue message and what the receiver does with it:
+//! docs/architecture.md ("Queues", "Message flow").
 
 /// Generated code for the `mixsync.v1` protobuf package.
 ///

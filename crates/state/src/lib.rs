@@ -8,6 +8,9 @@
 //! in the activation's sync snapshot ([`StateStore::claim_keys`]) to skip unchanged records and
 //! report duplicate keys; control puts back what failed to load. The extractor holds a lease on
 //! its run's extraction ([`StateStore::begin_extraction`]), which control re-queues if it expires.
+//!
+//! Every table, the run lifecycle and the accounting invariants these functions keep:
+//! docs/architecture.md ("State tables", "Run lifecycle").
 
 mod activations;
 mod cancel;

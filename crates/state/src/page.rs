@@ -1,4 +1,7 @@
-//! Paging for list calls: keyset pages with an opaque continuation token.
+//! Paging for list calls: keyset pages. The continuation token is not opaque: it is the sort key
+//! of the last item returned, in plain text (a name for warehouses, targets and activations, an id
+//! for runs and dead letters, `<run_id> <row_number> <id>` for failed records). A client that
+//! edits it only moves where the next page starts; it grants nothing the listing would not.
 
 /// The page size used when a caller asks for 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -1,5 +1,8 @@
 //! Incremental syncs: the activation's snapshot of what Mixpanel holds (key → hash of the record
 //! sent), and in the same rows the claims of the run going on (one run per activation at a time).
+//! This is where a record's hash is compared with the snapshot: in the SQL of
+//! [`StateStore::claim_keys`] (`claim_send`). The mapper (`crates/mapper/src/snapshot.rs`) computes
+//! the hashes and acts on the decisions that come back.
 //!
 //! The mapper claims every key of a batch in one statement ([`StateStore::claim_keys`]), one
 //! upsert per row and nothing else per row: the first batch to claim a key owns it for the rest
@@ -145,38 +148,6 @@ impl StateStore {
                     send: true,
                 });
                 (record.key.to_owned(), claim)
-            })
-            .collect())
-    }
-
-    /// The snapshot hashes of `keys` for an activation: what Mixpanel last accepted for each
-    /// key that has been synced. Keys never synced (or failed) are absent.
-    pub async fn snapshot_hashes(
-        &self,
-        activation_id: &str,
-        keys: &[&str],
-    ) -> Result<HashMap<String, Vec<u8>>, StateError> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let stored: HashMap<Cow<'_, str>, &str> =
-            keys.iter().map(|key| (stored_key(key), *key)).collect();
-        let lookup: Vec<&str> = stored.keys().map(AsRef::as_ref).collect();
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT key, row_hash FROM sync_snapshots
-                 WHERE activation_id = $1 AND key = ANY($2) AND row_hash IS NOT NULL",
-                &[&activation_id, &lookup],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let key: &str = row.get(0);
-                let original = stored.get(key)?;
-                Some(((*original).to_owned(), row.get(1)))
             })
             .collect())
     }

@@ -6,6 +6,8 @@
 //! an OpenTelemetry OTLP/gRPC span exporter. [`inject_context`] and
 //! [`extract_context`] carry W3C trace context across RabbitMQ headers so a
 //! run is one trace across services.
+//!
+//! The services and queues a trace crosses: docs/architecture.md.
 
 mod error;
 mod format;

@@ -1,6 +1,6 @@
 //! What can be wrong with a profile update's value.
 
-/// A profile operation's value has the wrong shape (§2.2).
+/// A profile operation's value has the wrong shape (docs/mixpanel-api.md §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
     /// The value (or one property of it) is not what the operation takes.

@@ -1,4 +1,4 @@
-//! Profile updates for `/engage` (users) and `/groups` (groups) (§2, §3).
+//! Profile updates for `/engage` (users) and `/groups` (groups) (docs/mixpanel-api.md §2, §3).
 
 mod error;
 mod operation;

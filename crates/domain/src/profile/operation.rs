@@ -1,4 +1,4 @@
-//! The profile operations and the value each takes (§2.2, §3).
+//! The profile operations and the value each takes (docs/mixpanel-api.md §2.2, §3).
 
 use serde_json::Value as Json;
 
@@ -53,7 +53,7 @@ impl ProfileOperation {
     }
 
     /// Whether Mixpanel documents this operation for `kind`: every operation for user profiles,
-    /// all but `$append` for group profiles (§3), none for events.
+    /// all but `$append` for group profiles (docs/mixpanel-api.md §3), none for events.
     pub fn documented_for(self, kind: ObjectKind) -> bool {
         match kind {
             ObjectKind::Events => false,
@@ -62,7 +62,7 @@ impl ProfileOperation {
         }
     }
 
-    /// Checks that `value` has the shape this operation takes (§2.2):
+    /// Checks that `value` has the shape this operation takes (docs/mixpanel-api.md §2.2):
     /// an object for `$set`, `$set_once`, `$append` and `$remove`; an object of numbers for
     /// `$add`; an object of non-empty lists of strings or numbers for `$union`; a non-empty list
     /// of property names for `$unset`; `null` or `""` for `$delete`.

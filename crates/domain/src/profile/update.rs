@@ -1,4 +1,4 @@
-//! One profile update object, as sent to `/engage` or `/groups` (§2.2, §3).
+//! One profile update object, as sent to `/engage` or `/groups` (docs/mixpanel-api.md §2.2, §3).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -35,7 +35,7 @@ impl ProfileTarget {
     }
 }
 
-/// Optional per-update modifiers (§2.2).
+/// Optional per-update modifiers (docs/mixpanel-api.md §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Modifiers {

@@ -1,7 +1,7 @@
-//! Identifier rules shared by `distinct_id` and `$insert_id` (§1.6).
+//! Identifier rules shared by `distinct_id` and `$insert_id` (docs/mixpanel-api.md §1.6).
 
-/// Values Mixpanel rejects as `distinct_id` and `$insert_id` (§1.6), lowercase. Matching is
-/// case-insensitive, see [`is_denied_id`].
+/// Values Mixpanel rejects as `distinct_id` and `$insert_id` (docs/mixpanel-api.md §1.6),
+/// lowercase. Matching is case-insensitive, see [`is_denied_id`].
 pub const DENIED_IDS: &[&str] = &[
     "00000000-0000-0000-0000-000000000000",
     "anon",
@@ -30,7 +30,7 @@ pub fn is_denied_id(s: &str) -> bool {
         .any(|denied| denied.eq_ignore_ascii_case(s))
 }
 
-/// Whether `b` may appear in an `$insert_id`: `[A-Za-z0-9-]` (§1.6).
+/// Whether `b` may appear in an `$insert_id`: `[A-Za-z0-9-]` (docs/mixpanel-api.md §1.6).
 pub fn is_insert_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }

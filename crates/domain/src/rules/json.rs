@@ -1,4 +1,5 @@
-//! Size and shape limits on event properties and profile updates (§1.5, §1.6, §2.4).
+//! Size and shape limits on event properties and profile updates
+//! (docs/mixpanel-api.md §1.5, §1.6, §2.4).
 
 use serde_json::{Map, Value};
 
@@ -141,8 +142,8 @@ pub fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
 }
 
 /// Checks one event property value against the nesting, key-count, list-length and 8 KB collection
-/// limits (§1.5, §1.6). `name` is the property name; errors report it as `properties.<name>`.
-/// The key and item limits apply at every level, not just the top one.
+/// limits (docs/mixpanel-api.md §1.5, §1.6). `name` is the property name; errors report it as
+/// `properties.<name>`. The key and item limits apply at every level, not just the top one.
 pub fn check_property_value(name: &str, v: &Value) -> Result<(), LimitError> {
     if !(v.is_array() || v.is_object()) {
         return Ok(());

@@ -1,9 +1,9 @@
-//! Truncating strings the way Mixpanel does (§1.6).
+//! Truncating strings the way Mixpanel does (docs/mixpanel-api.md §1.6).
 
 use serde::{Deserialize, Serialize};
 
-/// The unit in which a string length limit is counted. Mixpanel's docs disagree (§1.6), so the
-/// emulator makes it configurable.
+/// The unit in which a string length limit is counted. Mixpanel's docs disagree
+/// (docs/mixpanel-api.md §1.6), so the emulator makes it configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TruncateUnit {

@@ -1,4 +1,4 @@
-//! Epoch numbers in seconds or milliseconds (§1.6).
+//! Epoch numbers in seconds or milliseconds (docs/mixpanel-api.md §1.6).
 
 use super::SECONDS_MS_THRESHOLD;
 

@@ -1,4 +1,4 @@
-//! Events, sent to `POST /import` (`mixpanel-api.md` §1).
+//! Events, sent to `POST /import` (docs/mixpanel-api.md §1).
 
 mod config;
 mod encoder;

@@ -1,5 +1,5 @@
 //! `POST {base_url}/import?strict=1&project_id=N` with service-account Basic auth, a gzip'd JSON
-//! body (`mixpanel-api.md` §1.2, §1.3).
+//! body (docs/mixpanel-api.md §1.2, §1.3).
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};

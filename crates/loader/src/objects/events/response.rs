@@ -1,5 +1,6 @@
-//! Reads `/import` answers (`mixpanel-api.md` §1.7): `failed_records` of a strict 400 become
-//! per-index failures; `insert_id` and `$insert_id` are both accepted, and `status` may be any JSON.
+//! Reads `/import` answers (docs/mixpanel-api.md §1.7): `failed_records` of a strict 400 become
+//! per-index failures; `insert_id` and `$insert_id` are both accepted, and `status` may be any
+//! JSON.
 
 use serde::Deserialize;
 

@@ -1,6 +1,7 @@
 //! `POST {base_url}/{engage|groups}?verbose=1` with a plain JSON body: these endpoints take no gzip
-//! (§2.3) and no credentials but the `$token` in each update (§2.1), so no service account is sent.
-//! Without `ip=0` in the query: each update carries its own `$ip` (the activation's option).
+//! (docs/mixpanel-api.md §2.3) and no credentials but the `$token` in each update
+//! (docs/mixpanel-api.md §2.1), so no service account is sent. Without `ip=0` in the query: each
+//! update carries its own `$ip` (the activation's option).
 
 use bytes::Bytes;
 use mixsync_domain::ProjectToken;

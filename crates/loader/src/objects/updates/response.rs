@@ -1,7 +1,8 @@
-//! Reads `/engage` and `/groups` answers to `verbose=1` (§2.4): `{"status":1,"error":null}` when
-//! every update was valid, `{"status":0,"error":"…"}` (still HTTP 200) when at least one was not,
-//! without saying which. A 400 (Mixpanel's answer style for `verbose=2`) means the same. Either way
-//! the request is bisected by the sender to find the refused records.
+//! Reads `/engage` and `/groups` answers to `verbose=1` (docs/mixpanel-api.md §2.4):
+//! `{"status":1,"error":null}` when every update was valid, `{"status":0,"error":"…"}` (still HTTP
+//! 200) when at least one was not, without saying which. A 400 (Mixpanel's answer style for
+//! `verbose=2`) means the same. Either way the request is bisected by the sender to find the
+//! refused records.
 
 use serde::Deserialize;
 use serde_json::Value;
