@@ -76,10 +76,17 @@ fn as_of(progress: &pb::RunProgress, run: &pb::Run) -> i64 {
         })
 }
 
-/// The counts, rate and ETA of one update, without the state (the bar shows it apart).
-fn details(progress: &pb::RunProgress, run: &pb::Run) -> String {
-    let c = run.counts.unwrap_or_default();
-    let done = done(&c);
+/// What one update says, as text pieces: counts, `done N/TOTAL`, `R rows/s`, `ETA`.
+struct Parts {
+    counts: pb::RunCounts,
+    done: String,
+    rate: String,
+    eta: String,
+}
+
+fn parts(progress: &pb::RunProgress, run: &pb::Run) -> Parts {
+    let counts = run.counts.unwrap_or_default();
+    let done = done(&counts);
     let e = estimate(
         millis(run.started_at.as_ref()),
         as_of(progress, run),
@@ -89,15 +96,24 @@ fn details(progress: &pb::RunProgress, run: &pb::Run) -> String {
     let of = progress
         .total_rows
         .map_or_else(|| "?".to_owned(), |t| t.to_string());
-    let rate = e
-        .rows_per_sec
-        .map_or_else(|| "unknown".to_owned(), |r| format!("{r:.0} rows/s"));
-    let eta = e
-        .eta_secs
-        .map_or_else(|| "unknown".to_owned(), short_duration);
+    Parts {
+        counts,
+        done: format!("{done}/{of}"),
+        rate: e
+            .rows_per_sec
+            .map_or_else(|| "unknown".to_owned(), |r| format!("{r:.0} rows/s")),
+        eta: e
+            .eta_secs
+            .map_or_else(|| "unknown".to_owned(), short_duration),
+    }
+}
+
+/// The bar's message: what matters most first, since a narrow terminal cuts the end off.
+fn bar_message(progress: &pb::RunProgress, run: &pb::Run) -> String {
+    let p = parts(progress, run);
     format!(
-        "extracted {}  loaded {}  skipped {}  failed {}  done {done}/{of}  rate {rate}  eta {eta}",
-        c.extracted, c.loaded, c.skipped, c.failed
+        "{}  rate {}  eta {}  failed {}  extracted {}",
+        p.done, p.rate, p.eta, p.counts.failed, p.counts.extracted
     )
 }
 
@@ -105,10 +121,18 @@ fn details(progress: &pb::RunProgress, run: &pb::Run) -> String {
 /// `RUNNING extracted 8000  loaded 3500  skipped 0  failed 0  done 3500/8000  rate 1000 rows/s  eta 4s`.
 pub(crate) fn line(progress: &pb::RunProgress) -> String {
     let run = progress.run.clone().unwrap_or_default();
+    let p = parts(progress, &run);
+    let c = p.counts;
     format!(
-        "{} {}",
+        "{} extracted {}  loaded {}  skipped {}  failed {}  done {}  rate {}  eta {}",
         views::state_name(run.state),
-        details(progress, &run)
+        c.extracted,
+        c.loaded,
+        c.skipped,
+        c.failed,
+        p.done,
+        p.rate,
+        p.eta
     )
 }
 
@@ -185,7 +209,7 @@ impl Progress {
                 }
                 bar.set_position(done(&run.counts.unwrap_or_default()));
                 bar.set_prefix(views::state_name(run.state));
-                bar.set_message(details(progress, &run));
+                bar.set_message(bar_message(progress, &run));
                 if last {
                     // Leave the final state on screen above the report.
                     bar.finish();
@@ -204,12 +228,12 @@ impl Progress {
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
+    ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix:<16} [{bar:30}] {msg}")
+    ProgressStyle::with_template("{spinner} {prefix} [{bar:20}] {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }
