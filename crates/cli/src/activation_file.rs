@@ -131,7 +131,7 @@ impl ActivationFile {
     pub(crate) fn read(path: &Path) -> anyhow::Result<ActivationFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_yaml::from_str(&text)
+        serde_norway::from_str(&text)
             .with_context(|| format!("{} is not a valid activation file", path.display()))
     }
 }
@@ -278,7 +278,7 @@ mapping:
 options: { ip_zero: true }
 schedule: manual
 "#;
-        let file: ActivationFile = serde_yaml::from_str(doc).unwrap();
+        let file: ActivationFile = serde_norway::from_str(doc).unwrap();
         let spec = file.to_spec("w".into(), "t".into()).unwrap();
         assert_eq!(spec.object, pb::MixpanelObject::Events as i32);
         let mapping = spec.mapping.unwrap();
@@ -293,7 +293,7 @@ schedule: manual
     #[test]
     fn a_source_must_be_exactly_one_kind() {
         let doc = "name: a\nwarehouse: w\ntarget: t\nobject: events\nquery: q\nmapping:\n  time: { column: a, constant: b }\n";
-        let file: ActivationFile = serde_yaml::from_str(doc).unwrap();
+        let file: ActivationFile = serde_norway::from_str(doc).unwrap();
         let err = file.to_spec("w".into(), "t".into()).unwrap_err();
         assert!(err.to_string().contains("mapping.time"), "{err}");
     }
@@ -309,18 +309,44 @@ schedule: manual
             let doc = format!(
                 "name: a\nwarehouse: w\ntarget: t\nobject: events\nquery: q\nmapping: {{}}\nschedule: {text}\n"
             );
-            let file: ActivationFile = serde_yaml::from_str(&doc).unwrap();
+            let file: ActivationFile = serde_norway::from_str(&doc).unwrap();
             assert_eq!(file.to_spec("w".into(), "t".into()).is_ok(), ok, "{text}");
         }
     }
 
     #[test]
     fn unknown_keys_and_objects_are_refused() {
-        let err = serde_yaml::from_str::<ActivationFile>(
+        let err = serde_norway::from_str::<ActivationFile>(
             "name: a\nwarehouse: w\ntarget: t\nobject: events\nquery: q\nmapping: {}\ntypo: 1\n",
         )
         .unwrap_err();
         assert!(err.to_string().contains("typo"), "{err}");
         assert!(object("tables").unwrap_err().to_string().contains("tables"));
+    }
+
+    /// A user fixing a file needs to know where the mistake is: the message names the file, the line
+    /// and the column, as `main` prints it (`{:#}`, the whole chain).
+    #[test]
+    fn a_bad_file_is_reported_with_its_line_and_column() {
+        let path = std::env::temp_dir().join(format!(
+            "mixsync-activation-{}-{:x}.yaml",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        // Line 4, column 9: `object` given a list where a string belongs.
+        std::fs::write(
+            &path,
+            "name: a\nwarehouse: w\ntarget: t\nobject: [events]\nquery: q\nmapping: {}\n",
+        )
+        .unwrap();
+        let err = ActivationFile::read(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        let message = format!("{err:#}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("line 4 column 9"), "{message}");
+
+        let err = serde_norway::from_str::<ActivationFile>("name: a\n  bad: [\n").unwrap_err();
+        let location = err.location().expect("a syntax error has a location");
+        assert_eq!(location.line(), 2, "{err}");
     }
 }

@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod demo;
 mod output;
+mod progress;
 mod seed;
 mod serve;
 mod stack;

@@ -3,7 +3,7 @@
 use mixsync_domain::InsertId;
 use proptest::prelude::*;
 
-/// The deny list, typed again from `mixpanel-api.md` §1.6 so the test does not trust the crate.
+/// The deny list, typed again from docs/mixpanel-api.md §1.6 so the test does not trust the crate.
 const DENIED: [&str; 17] = [
     "00000000-0000-0000-0000-000000000000",
     "anon",

@@ -1,14 +1,12 @@
 //! `mixsync run …`
 
-use std::io::Write;
-use std::time::Instant;
-
 use clap::Subcommand;
 use mixsync_proto::v1 as pb;
 
 use super::{find_activation, require};
 use crate::client::{Control, status_error};
 use crate::output::{Output, table};
+use crate::progress::Progress;
 use crate::views::{self, Run};
 
 #[derive(Debug, Subcommand)]
@@ -193,7 +191,7 @@ fn finish(output: Output, run: &pb::Run) -> anyhow::Result<()> {
     }
 }
 
-/// Follows a run with WatchRun until it ends, drawing a progress line on stderr for people.
+/// Follows a run with WatchRun until it ends, showing its progress on stderr (see [`Progress`]).
 pub(crate) async fn follow(
     control: &mut Control,
     run_id: &str,
@@ -206,45 +204,36 @@ pub(crate) async fn follow(
         .await
         .map_err(status_error)?
         .into_inner();
-    let started = Instant::now();
+    let mut progress = Progress::new(output);
     let mut last = pb::Run::default();
-    let interactive = output == Output::Text;
-    while let Some(progress) = stream.message().await.map_err(status_error)? {
-        let Some(run) = progress.run else { continue };
-        if interactive {
-            let c = run.counts.unwrap_or_default();
-            let done = c.skipped + c.loaded + c.failed;
-            let seconds = started.elapsed().as_secs_f64().max(0.001);
-            let rate = done as f64 / seconds;
-            let eta = match progress.total_rows {
-                Some(total) if rate > 0.0 && total > done => {
-                    format!("  eta {:.0}s", (total - done) as f64 / rate)
-                }
-                _ => String::new(),
-            };
-            eprint!(
-                "\r{:<16} extracted {:>9}  loaded {:>9}  skipped {:>9}  failed {:>7}  {:>9.0} rows/s{eta}   ",
-                views::state_name(run.state),
-                c.extracted,
-                c.loaded,
-                c.skipped,
-                c.failed,
-                rate
-            );
-            let _ = std::io::stderr().flush();
-        }
+    loop {
+        let update = match stream.message().await {
+            Ok(Some(update)) => update,
+            Ok(None) => break,
+            Err(status) => {
+                progress.finish();
+                return Err(status_error(status));
+            }
+        };
+        let Some(run) = update.run.clone() else {
+            continue;
+        };
+        progress.update(&update);
         let terminal = views::is_terminal(run.state);
         last = run;
         if terminal {
             break;
         }
     }
-    if interactive {
-        eprintln!();
-    }
     if !views::is_terminal(last.state) {
         // The stream ended early (e.g. the server restarted): read the run as it is now.
         last = get(control, run_id).await?;
+        progress.update(&pb::RunProgress {
+            run: Some(last.clone()),
+            total_rows: None,
+            observed_at: None,
+        });
     }
+    progress.finish();
     Ok(last)
 }
