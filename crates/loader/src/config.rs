@@ -53,7 +53,7 @@ pub struct Config {
 /// How large one `/engage` or `/groups` request may get.
 ///
 /// `/engage` takes Mixpanel's 2000 updates (docs/mixpanel-api.md §2.4). `/groups` is documented
-/// at 2000 too (§3), but an older limit of 200 may still apply, so mixsync sends 200 unless
+/// at 2000 too (docs/mixpanel-api.md §3), but an older limit of 200 may still apply, so mixsync sends 200 unless
 /// `MIXSYNC_LOADER_MAX_GROUP_UPDATES` says otherwise. Mixpanel documents no byte limit for
 /// either request, only 1 MB per update; bodies are kept under the same 9.8 MiB as `/import`
 /// (`MIXSYNC_LOADER_MAX_BATCH_BYTES`), so 2000 large updates go in several requests.
