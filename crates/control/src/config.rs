@@ -55,11 +55,6 @@ impl Default for SchedulerConfig {
 }
 
 impl Config {
-    /// Reads and validates the configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::read(&Env::process())
-    }
-
     /// Reads and validates the configuration from `env`.
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let grpc_addr = env.parse(

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = mixsync_control::Config::from_env()?;
+//! let config = mixsync_control::Config::read(&mixsync_config::Env::process())?;
 //! mixsync_control::run(config, tokio_util::sync::CancellationToken::new()).await?;
 //! # Ok(()) }
 //! ```

@@ -194,11 +194,6 @@ impl Config {
         }
     }
 
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::read(&Env::process())
-    }
-
     /// Reads `MIXSYNC_EMULATOR_*` from `env`: the projects file first, then the variables,
     /// which override it.
     pub fn read(env: &Env) -> Result<Config, ConfigError> {

@@ -108,11 +108,6 @@ impl Default for SendSettings {
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::read(&Env::process())
-    }
-
     /// Reads and validates the variables in `env`.
     pub fn read(env: &Env) -> Result<Config, ConfigError> {
         let secs = |var, default: Duration, max_secs| {

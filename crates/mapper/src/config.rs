@@ -32,11 +32,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates the configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::read(&Env::process())
-    }
-
     /// Reads and validates the configuration from `env`.
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
