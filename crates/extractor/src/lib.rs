@@ -14,6 +14,7 @@
 
 mod config;
 mod events;
+mod pacing;
 mod service;
 pub mod warehouse;
 
