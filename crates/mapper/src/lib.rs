@@ -14,6 +14,7 @@
 //! only then acks the batch.
 
 mod batch;
+mod columns;
 mod config;
 mod event;
 mod events;
