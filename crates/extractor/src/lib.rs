@@ -13,7 +13,7 @@
 //! preview activation queries.
 
 mod config;
-mod events;
+mod internal_events;
 mod pacing;
 mod service;
 pub mod warehouse;

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::config::Config;
-use crate::events::{
+use crate::internal_events::{
     BatchPublished, ExtractionCancelled, ExtractionFailed, ExtractionFinished, RequestRequeued,
 };
 use crate::pacing::{PressureGate, Publish, PublishWindow, Stop, confirmed};
