@@ -7,33 +7,22 @@ use common::TestDb;
 use mixsync_state::{StateError, StateStore};
 use sha2::{Digest as _, Sha256};
 
-/// The migration files, read here on their own (not through the crate), in order.
-const FILES: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../migrations/0001_initial.sql"),
-    ),
-    (
-        "0002_sync_snapshots",
-        include_str!("../migrations/0002_sync_snapshots.sql"),
-    ),
-    (
-        "0003_dead_letters_replays",
-        include_str!("../migrations/0003_dead_letters_replays.sql"),
-    ),
-    (
-        "0004_schedules",
-        include_str!("../migrations/0004_schedules.sql"),
-    ),
-    (
-        "0005_claims_in_snapshot",
-        include_str!("../migrations/0005_claims_in_snapshot.sql"),
-    ),
-    (
-        "0006_extraction_lease",
-        include_str!("../migrations/0006_extraction_lease.sql"),
-    ),
-];
+/// The migration files, read here from the folder on their own (not through the crate's list, so
+/// a file left out of that list fails these tests too), in order: `(version, sql)`.
+fn files() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .map(|path| {
+            let version = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            (version, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -44,9 +33,9 @@ fn sha256_hex(text: &str) -> String {
 
 /// `(version, checksum)` for every file: what a fully migrated database must record.
 fn expected() -> Vec<(String, Option<String>)> {
-    FILES
-        .iter()
-        .map(|(version, sql)| ((*version).to_owned(), Some(sha256_hex(sql))))
+    files()
+        .into_iter()
+        .map(|(version, sql)| (version, Some(sha256_hex(&sql))))
         .collect()
 }
 
@@ -112,8 +101,8 @@ async fn migrating_again_changes_nothing() {
 #[tokio::test]
 async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
     let db = TestDb::create().await;
-    // What builds before checksums left: their bookkeeping table, without the column, and all
-    // but the last migration applied.
+    // What builds before checksums left: their bookkeeping table, without the column, and the
+    // migrations up to 0005 applied (0006 came later).
     let client = db.client().await;
     client
         .batch_execute(
@@ -124,13 +113,15 @@ async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
         )
         .await
         .unwrap();
-    let (last, older) = FILES.split_last().unwrap();
+    let older = files()
+        .into_iter()
+        .filter(|(version, _)| version.as_str() < "0006");
     for (version, sql) in older {
-        client.batch_execute(sql).await.unwrap();
+        client.batch_execute(&sql).await.unwrap();
         client
             .execute(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
-                &[version],
+                &[&version],
             )
             .await
             .unwrap();
@@ -139,7 +130,7 @@ async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
     let store = unmigrated_store(&db).await;
     store.migrate().await.unwrap();
     assert_eq!(recorded(&db).await, expected());
-    // The missing migration was applied, not only recorded.
+    // The missing migration was applied (its column is there), not only recorded.
     let lease_columns: i64 = client
         .query_one(
             "SELECT count(*) FROM information_schema.columns
@@ -149,7 +140,7 @@ async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(lease_columns, 1, "{} applied", last.0);
+    assert_eq!(lease_columns, 1, "0006_extraction_lease applied");
     // And the backfilled checksums now guard those migrations too.
     client
         .execute(
@@ -171,7 +162,9 @@ async fn a_migration_changed_after_it_was_applied_is_refused_by_name() {
     let db = TestDb::create().await;
     let store = db.store().await;
     // The database applied another text of 0003 than this build carries.
-    let applied_text = format!("{}\n-- a column since dropped from the file\n", FILES[2].1);
+    let (version, sql) = &files()[2];
+    assert_eq!(version, "0003_dead_letters_replays");
+    let applied_text = format!("{sql}\n-- a column since dropped from the file\n");
     let applied = sha256_hex(&applied_text);
     let client = db.client().await;
     client
@@ -189,7 +182,7 @@ async fn a_migration_changed_after_it_was_applied_is_refused_by_name() {
             "migration 0003_dead_letters_replays.sql was changed after it was applied to this \
              database (checksum {applied}, now {}): restore it and put the change in a new \
              migration",
-            sha256_hex(FILES[2].1)
+            sha256_hex(sql)
         )
     );
     // Refused as a whole: the recorded checksum is left as it was, for the operator to compare.
