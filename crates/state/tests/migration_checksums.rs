@@ -39,29 +39,12 @@ fn expected() -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// `(version, checksum)` as recorded, in order.
-async fn recorded(db: &TestDb) -> Vec<(String, Option<String>)> {
+/// `(version, column)` of `schema_migrations`, in order, the column as text.
+async fn recorded(db: &TestDb, column: &str) -> Vec<(String, Option<String>)> {
+    let sql = format!("SELECT version, {column}::text FROM schema_migrations ORDER BY version");
     db.client()
         .await
-        .query(
-            "SELECT version, checksum FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
-}
-
-/// `(version, applied_at)` as recorded, in order.
-async fn applied_at(db: &TestDb) -> Vec<(String, String)> {
-    db.client()
-        .await
-        .query(
-            "SELECT version, applied_at::text FROM schema_migrations ORDER BY version",
-            &[],
-        )
+        .query(&sql, &[])
         .await
         .unwrap()
         .iter()
@@ -80,7 +63,7 @@ async fn unmigrated_store(db: &TestDb) -> StateStore {
 async fn a_fresh_database_records_each_migrations_checksum() {
     let db = TestDb::create().await;
     let store = db.store().await;
-    assert_eq!(recorded(&db).await, expected());
+    assert_eq!(recorded(&db, "checksum").await, expected());
     drop(store);
     db.drop().await;
 }
@@ -89,11 +72,15 @@ async fn a_fresh_database_records_each_migrations_checksum() {
 async fn migrating_again_changes_nothing() {
     let db = TestDb::create().await;
     let store = db.store().await;
-    let first = applied_at(&db).await;
+    let first = recorded(&db, "applied_at").await;
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    assert_eq!(recorded(&db).await, expected());
-    assert_eq!(applied_at(&db).await, first, "nothing was applied again");
+    assert_eq!(recorded(&db, "checksum").await, expected());
+    assert_eq!(
+        recorded(&db, "applied_at").await,
+        first,
+        "nothing was applied again"
+    );
     drop(store);
     db.drop().await;
 }
@@ -129,7 +116,7 @@ async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
 
     let store = unmigrated_store(&db).await;
     store.migrate().await.unwrap();
-    assert_eq!(recorded(&db).await, expected());
+    assert_eq!(recorded(&db, "checksum").await, expected());
     // The missing migration was applied (its column is there), not only recorded.
     let lease_columns: i64 = client
         .query_one(
