@@ -17,7 +17,8 @@
 //! preview activation queries.
 
 mod config;
-mod events;
+mod internal_events;
+mod pacing;
 mod service;
 pub mod warehouse;
 

@@ -1,8 +1,5 @@
 //! The service loop: `ExtractRequest` in, `RowBatch`es and `Progress` reports out.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
@@ -17,34 +14,11 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::config::Config;
-use crate::events::{
+use crate::internal_events::{
     BatchPublished, ExtractionCancelled, ExtractionFailed, ExtractionFinished, RequestRequeued,
 };
-use crate::warehouse::{self, Batch, StreamError, StreamOptions};
-
-/// Batches whose publishes may await the broker's confirms while the next rows are read.
-const PUBLISH_WINDOW: usize = 4;
-
-/// Waits for a publish task; a panic in it is a bug and propagates.
-async fn confirmed(task: JoinHandle<Result<(), BusError>>) -> Result<(), BusError> {
-    match task.await {
-        Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// How often, at most, the extraction asks the state store whether its run was cancelled and how
-/// far downstream has got (one indexed row read, between batches).
-const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(250);
-
-/// Why a batch callback stopped the stream.
-#[derive(Debug)]
-enum Stop {
-    /// A publish failed.
-    Bus(BusError),
-    /// The run was cancelled: stop reading.
-    Cancelled,
-}
+use crate::pacing::{PressureGate, Publish, PublishWindow, Stop, confirmed};
+use crate::warehouse::{self, Batch, StreamError, StreamOptions, StreamSummary, Warehouse};
 
 /// How long to wait before requeueing a request whose state could not be read, so a state
 /// database outage does not become a hot loop.
@@ -111,6 +85,13 @@ struct Extractor {
     publisher: Publisher,
     options: StreamOptions,
     max_in_flight_rows: u64,
+}
+
+/// Rows and batches handed to the publisher so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    rows: u64,
+    batches: u64,
 }
 
 /// How an extraction ended (the request was acked when its lease was taken).
@@ -230,13 +211,28 @@ impl Extractor {
         }
     }
 
+    /// Reads the run's query and publishes its rows: open the warehouse, stream and publish
+    /// (paced by the publish window and the pressure gate), then report how it ended.
     async fn extract(&self, request: &ExtractRequest) -> Outcome {
+        let (plan, warehouse) = match self.open(request).await {
+            Ok(opened) => opened,
+            Err(outcome) => return outcome,
+        };
+        let started = Instant::now();
+        let (result, sent) = self.stream_and_publish(&plan, &warehouse).await;
+        self.conclude(request, &plan, result, sent, started.elapsed())
+            .await
+    }
+
+    /// The run's plan and a connection to its warehouse; or the outcome when either cannot be
+    /// had (fatal when retrying cannot help).
+    async fn open(&self, request: &ExtractRequest) -> Result<(RunPlan, Warehouse), Outcome> {
         let plan = match self.state.run_plan(&request.run_id).await {
             Ok(plan) => plan,
             Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
-                return Outcome::Fatal(e.to_string());
+                return Err(Outcome::Fatal(e.to_string()));
             }
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Err(Outcome::Retry(e.to_string())),
         };
         let dsn = match self.state.warehouse_connection(&plan.warehouse_id).await {
             Ok(connection) => connection.dsn,
@@ -244,90 +240,73 @@ impl Extractor {
                 e @ (StateError::NotFound { .. }
                 | StateError::Decrypt { .. }
                 | StateError::Corrupt { .. }),
-            ) => return Outcome::Fatal(e.to_string()),
-            Err(e) => return Outcome::Retry(e.to_string()),
+            ) => return Err(Outcome::Fatal(e.to_string())),
+            Err(e) => return Err(Outcome::Retry(e.to_string())),
         };
-        let warehouse = match warehouse::connect(&dsn).await {
-            Ok(warehouse) => warehouse,
-            Err(e) => return Outcome::Fatal(e.to_string()),
-        };
-        let started = Instant::now();
-        let mut in_flight = VecDeque::new();
-        let (mut rows_sent, mut batches_sent) = (0u64, 0u64);
-        let mut last_check = Instant::now();
-        // Rows accounted for downstream, as of the last check.
-        let resolved = Arc::new(AtomicU64::new(0));
-        let result = warehouse
+        let warehouse = warehouse::connect(&dsn)
+            .await
+            .map_err(|e| Outcome::Fatal(e.to_string()))?;
+        Ok((plan, warehouse))
+    }
+
+    /// Streams the query in batches and publishes each; between batches, waits for the oldest
+    /// publish when the window is full and checks for cancellation and backpressure when due.
+    /// Returns once every publish started is confirmed (or failed), with what was sent.
+    async fn stream_and_publish(
+        &self,
+        plan: &RunPlan,
+        warehouse: &Warehouse,
+    ) -> (Result<StreamSummary, StreamError<Stop>>, Sent) {
+        let mut window = PublishWindow::default();
+        let mut gate = PressureGate::new(self.max_in_flight_rows, Instant::now());
+        let mut sent = Sent::default();
+        let (state, run_id) = (&self.state, plan.run_id.as_str());
+        let streamed = warehouse
             .stream(&plan.query, &self.options, |batch| {
-                rows_sent += batch.rows.len() as u64;
-                batches_sent += 1;
-                // Between batches, now and then: has the run been cancelled?
-                let (sent, max_in_flight) = (rows_sent, self.max_in_flight_rows);
-                // Also check at once when the rows in flight may be over the bound.
-                let over = max_in_flight > 0
-                    && sent.saturating_sub(resolved.load(Ordering::Relaxed)) > max_in_flight;
-                let check = (!batch.last && (over || last_check.elapsed() >= CANCEL_CHECK_EVERY))
-                    .then(|| (self.state.clone(), plan.run_id.clone(), resolved.clone()));
-                if check.is_some() {
-                    last_check = Instant::now();
-                }
-                in_flight.push_back(self.publish_batch(&plan, batch));
-                // Reading goes on while the broker confirms the last few batches; it waits only
-                // when PUBLISH_WINDOW batches are unconfirmed, so memory stays bounded.
-                let oldest = if in_flight.len() > PUBLISH_WINDOW {
-                    in_flight.pop_front()
-                } else {
-                    None
-                };
+                sent.rows += batch.rows.len() as u64;
+                sent.batches += 1;
+                let check = gate.due(sent.rows, batch.last, Instant::now());
+                let oldest = window.push(self.publish_batch(plan, batch));
                 async move {
                     if let Some(task) = oldest {
                         confirmed(task).await.map_err(Stop::Bus)?;
                     }
-                    if let Some((state, run_id, known)) = check {
-                        // An unreadable state store is not a reason to stop: check next time.
-                        loop {
-                            let Ok((stop, resolved)) = state.extraction_pressure(&run_id).await
-                            else {
-                                break;
-                            };
-                            known.store(resolved, Ordering::Relaxed);
-                            if stop {
-                                return Err(Stop::Cancelled);
-                            }
-                            // Backpressure: wait while too many rows are still on their way.
-                            if max_in_flight == 0 || sent.saturating_sub(resolved) <= max_in_flight
-                            {
-                                break;
-                            }
-                            tokio::time::sleep(CANCEL_CHECK_EVERY).await;
-                        }
+                    if let Some(check) = check {
+                        check.wait(state, run_id).await?;
                     }
                     Ok(())
                 }
             })
             .await;
-        // Every batch read must be confirmed before the request is acked (or failed).
-        let mut unconfirmed = Ok(());
-        for task in in_flight {
-            if let Err(e) = confirmed(task).await {
-                unconfirmed = Err(e);
-            }
-        }
-        let result = match (result, unconfirmed) {
+        // Every batch read must be confirmed before the extraction is settled: a publish that
+        // failed after reading stopped makes a finished or cancelled extraction a retry.
+        let result = match (streamed, window.drain().await) {
             (Ok(_) | Err(StreamError::Sink(Stop::Cancelled)), Err(e)) => {
                 Err(StreamError::Sink(Stop::Bus(e)))
             }
-            (result, _) => result,
+            (streamed, _) => streamed,
         };
+        (result, sent)
+    }
+
+    /// Reports how streaming ended and turns it into the extraction's outcome.
+    async fn conclude(
+        &self,
+        request: &ExtractRequest,
+        plan: &RunPlan,
+        result: Result<StreamSummary, StreamError<Stop>>,
+        sent: Sent,
+        elapsed: Duration,
+    ) -> Outcome {
         match result {
             Err(StreamError::Sink(Stop::Cancelled)) => {
                 ExtractionCancelled {
                     run_id: &plan.run_id,
-                    rows: rows_sent,
-                    batches: batches_sent,
+                    rows: sent.rows,
+                    batches: sent.batches,
                 }
                 .emit();
-                self.publish_cancelled(request, Some((rows_sent, batches_sent)))
+                self.publish_cancelled(request, Some((sent.rows, sent.batches)))
                     .await
             }
             Ok(summary) => {
@@ -335,7 +314,7 @@ impl Extractor {
                     run_id: &plan.run_id,
                     total_rows: summary.total_rows,
                     batches: summary.batches,
-                    elapsed: started.elapsed(),
+                    elapsed,
                 }
                 .emit();
                 Outcome::Done
@@ -399,7 +378,7 @@ impl Extractor {
 
     /// Starts publishing one batch to ROWS and its EXTRACT progress report; the task ends when
     /// the broker confirmed both.
-    fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> JoinHandle<Result<(), BusError>> {
+    fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> Publish {
         let batch_id = format!("{}-{}", plan.run_id, batch.seq);
         let rows = batch.rows.len();
         let terminal = batch.last.then(|| {

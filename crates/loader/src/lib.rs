@@ -32,6 +32,8 @@ use mixsync_state::{StateError, StateStore};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::retry::Backoff;
+
 pub use config::{Config, ConfigError, ProfilesConfig, SendSettings};
 pub use objects::Object;
 pub use objects::Profiles;
@@ -145,21 +147,25 @@ async fn run_service<O: Object>(
     Ok(result?)
 }
 
+/// How long, and how often, to wait for a state database that is still starting.
+const STATE_STARTING: Backoff = Backoff {
+    initial: Duration::from_millis(250),
+    max: Duration::from_secs(5),
+};
+
 /// The state store, waiting up to about 30 seconds for a database that is still starting.
 async fn connect_state(config: &Config, shutdown: &CancellationToken) -> Result<StateStore, Error> {
     let url = config.database_url.expose_secret();
-    let mut wait = Duration::from_millis(250);
-    let mut waited = Duration::ZERO;
+    let mut waits = STATE_STARTING.steps_within(Duration::from_secs(30));
     loop {
         match StateStore::connect(url, &config.secret_key).await {
             Ok(store) => return Ok(store),
-            Err(error @ (StateError::Pool(_) | StateError::Database(_)))
-                if waited < Duration::from_secs(30) && !shutdown.is_cancelled() =>
-            {
+            Err(error @ (StateError::Pool(_) | StateError::Database(_))) => {
+                let Some(wait) = waits.next().filter(|_| !shutdown.is_cancelled()) else {
+                    return Err(error.into());
+                };
                 tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "state database not reachable yet");
                 tokio::time::sleep(wait).await;
-                waited += wait;
-                wait = (wait * 2).min(Duration::from_secs(5));
             }
             Err(error) => return Err(error.into()),
         }

@@ -132,6 +132,51 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// The deterministic schedule `min(max, initial * 2^n)` for n = 0, 1, …, without jitter: for
+    /// waiting out one dependency (the state database starting, a target that cannot be read
+    /// now), where there is no crowd of requests to spread out.
+    pub fn steps(self) -> Steps {
+        Steps {
+            backoff: self,
+            attempt: 0,
+            budget: None,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// [`Backoff::steps`] that ends once the waits handed out add up to `total` or more.
+    pub fn steps_within(self, total: Duration) -> Steps {
+        Steps {
+            budget: Some(total),
+            ..self.steps()
+        }
+    }
+}
+
+/// The waits of [`Backoff::steps`], one per retry.
+#[derive(Debug, Clone)]
+pub struct Steps {
+    backoff: Backoff,
+    attempt: u32,
+    budget: Option<Duration>,
+    waited: Duration,
+}
+
+impl Iterator for Steps {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.budget.is_some_and(|budget| self.waited >= budget) {
+            return None;
+        }
+        let wait = self.backoff.ceiling(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        self.waited = self.waited.saturating_add(wait);
+        Some(wait)
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -263,6 +308,37 @@ mod tests {
         let secs: Vec<u64> = (0..8).map(|a| b.ceiling(a).as_secs()).collect();
         assert_eq!(secs, [2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(b.ceiling(u32::MAX), b.max);
+    }
+
+    #[test]
+    fn steps_double_to_the_cap_without_jitter() {
+        let b = Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        };
+        let ms: Vec<u128> = b.steps().take(9).map(|d| d.as_millis()).collect();
+        assert_eq!(
+            ms,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+    }
+
+    #[test]
+    fn steps_within_a_budget_end_once_it_is_spent() {
+        let b = Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(5),
+        };
+        let ms: Vec<u128> = b
+            .steps_within(Duration::from_secs(30))
+            .map(|d| d.as_millis())
+            .collect();
+        // The last wait starts below the budget (27.75 s waited) and may end past it.
+        assert_eq!(
+            ms,
+            [250, 500, 1000, 2000, 4000, 5000, 5000, 5000, 5000, 5000]
+        );
+        assert_eq!(b.steps_within(Duration::ZERO).next(), None);
     }
 
     proptest! {

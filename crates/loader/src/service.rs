@@ -21,6 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::batcher::Batcher;
 use crate::objects::Object;
+use crate::retry::Backoff;
 use crate::sender::{RecordOutcome, Sender};
 use crate::target::{TargetCache, TargetError, TargetSource};
 use crate::tracker::{Added, Item, Settle, Tracker};
@@ -235,23 +236,30 @@ pub async fn deliver<O: Object, S: TargetSource>(
     outcomes
 }
 
+/// How often to ask again for a target the state store cannot give now.
+const TARGET_UNAVAILABLE: Backoff = Backoff {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+};
+
 /// The target, waiting out a state store that cannot answer now.
 async fn resolve<S: TargetSource>(
     targets: &TargetCache<S>,
     target_id: &str,
     shutdown: &CancellationToken,
 ) -> Result<Arc<crate::target::Target>, RecordOutcome> {
-    let mut wait = Duration::from_millis(500);
+    let mut waits = TARGET_UNAVAILABLE.steps();
     loop {
         match targets.get(target_id).await {
             Ok(target) => return Ok(target),
             Err(error @ TargetError::Unavailable { .. }) => {
+                // The schedule has no budget: it never ends.
+                let wait = waits.next().unwrap_or(TARGET_UNAVAILABLE.max);
                 tracing::warn!(target_id, %error, wait_ms = wait.as_millis() as u64, "cannot resolve the target yet");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => return Err(RecordOutcome::Deferred),
                 }
-                wait = (wait * 2).min(Duration::from_secs(30));
             }
             Err(error) => return Err(target_failure(error)),
         }

@@ -18,11 +18,12 @@
 //! docs/architecture.md ("Message flow", "Accounting invariants").
 
 mod batch;
+mod columns;
 mod config;
 mod event;
-mod events;
 mod failure;
 mod ids;
+mod internal_events;
 mod plans;
 mod profile;
 mod service;

@@ -15,7 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::batch::map_batch;
 use crate::config::Config;
-use crate::events::{BatchMapped, BatchRequeued};
+use crate::internal_events::{BatchMapped, BatchRequeued};
 use crate::plans::PlanCache;
 
 /// How long to wait before requeueing a batch that hit a transient failure, so an outage

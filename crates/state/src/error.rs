@@ -32,6 +32,18 @@ pub enum StateError {
         "the state database has migration `{0}` that this build does not know; run a newer mixsync"
     )]
     UnknownMigration(String),
+    /// A migration's file differs from the one applied to this database.
+    #[error(
+        "migration {file} was changed after it was applied to this database (checksum {recorded}, now {current}): restore it and put the change in a new migration"
+    )]
+    ChangedMigration {
+        /// The file, e.g. `0003_dead_letters_replays.sql`.
+        file: String,
+        /// The sha256 recorded when it was applied (hex).
+        recorded: String,
+        /// The sha256 of the file in this build (hex).
+        current: String,
+    },
     /// No object with that id.
     #[error("{kind} `{id}` not found")]
     NotFound {

@@ -34,6 +34,7 @@ mod snapshots;
 mod stage;
 mod store;
 mod targets;
+mod unused;
 mod warehouses;
 
 pub use activations::{Activation, ActivationFilter, ActivationSpec, Schedule};

@@ -12,7 +12,7 @@ use crate::ids::new_id;
 use crate::page::{Page, PageRequest, paginate};
 use crate::plan::TargetConnection;
 use crate::store::StateStore;
-use crate::warehouses::in_use_on_race;
+use crate::unused;
 
 /// What defines a target. `Debug` never prints the token or the secret.
 #[derive(Clone)]
@@ -236,33 +236,7 @@ impl StateStore {
 
     /// Deletes a target no activation uses.
     pub async fn delete_target(&self, id: &str) -> Result<(), StateError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let users: Vec<String> = tx
-            .query(
-                "SELECT name FROM activations WHERE target_id = $1 ORDER BY name",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !users.is_empty() {
-            return Err(StateError::InUse {
-                kind: "target",
-                id: id.to_owned(),
-                used_by: format!("activation(s) {}", users.join(", ")),
-            });
-        }
-        let deleted = tx
-            .execute("DELETE FROM targets WHERE id = $1", &[&id])
-            .await
-            .map_err(|e| in_use_on_race(e, "target", id))?;
-        if deleted == 0 {
-            return Err(StateError::not_found("target", id));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(unused::TARGET, id).await
     }
 
     /// How to reach a stored target, secrets decrypted.

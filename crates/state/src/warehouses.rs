@@ -13,6 +13,7 @@ use crate::ids::new_id;
 use crate::page::{Page, PageRequest, paginate};
 use crate::plan::WarehouseConnection;
 use crate::store::StateStore;
+use crate::unused;
 
 /// What defines a warehouse. `Debug` never prints the password.
 #[derive(Clone)]
@@ -260,33 +261,7 @@ impl StateStore {
 
     /// Deletes a warehouse no activation uses.
     pub async fn delete_warehouse(&self, id: &str) -> Result<(), StateError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let users: Vec<String> = tx
-            .query(
-                "SELECT name FROM activations WHERE warehouse_id = $1 ORDER BY name",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !users.is_empty() {
-            return Err(StateError::InUse {
-                kind: "warehouse",
-                id: id.to_owned(),
-                used_by: format!("activation(s) {}", users.join(", ")),
-            });
-        }
-        let deleted = tx
-            .execute("DELETE FROM warehouses WHERE id = $1", &[&id])
-            .await
-            .map_err(|e| in_use_on_race(e, "warehouse", id))?;
-        if deleted == 0 {
-            return Err(StateError::not_found("warehouse", id));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(unused::WAREHOUSE, id).await
     }
 
     /// How to connect to a stored warehouse, password decrypted.
@@ -325,22 +300,6 @@ impl StateStore {
             })?,
         };
         Ok(spec.connection())
-    }
-}
-
-pub(crate) fn in_use_on_race(
-    err: tokio_postgres::Error,
-    kind: &'static str,
-    id: &str,
-) -> StateError {
-    if StateError::is_foreign_key_violation(&err) {
-        StateError::InUse {
-            kind,
-            id: id.to_owned(),
-            used_by: "an activation".into(),
-        }
-    } else {
-        err.into()
     }
 }
 

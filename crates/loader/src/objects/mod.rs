@@ -1,12 +1,12 @@
 //! The Mixpanel objects a loader can send. Each is a small set of files (config, encoder, request
 //! builder, response parser) on the shared machinery: batching, gzip, rate limit, retry and
 //! acknowledgement are written once, in the crate root, and no object has its own retry loop.
-//! User and group profiles share the update-object encoding and answer of [`updates`].
+//! User and group profiles share the update-object encoding and answer of [`profiles`].
 
 pub mod events;
-mod updates;
+mod profiles;
 
-pub use updates::Profiles;
+pub use profiles::Profiles;
 
 use bytes::Bytes;
 

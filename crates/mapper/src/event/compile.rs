@@ -8,6 +8,7 @@ use mixsync_domain::{
 use serde_json::Value as Json;
 
 use super::EventOptions;
+use crate::columns::column_index;
 use crate::failure::{Origin, Problem};
 use crate::ids::id_text;
 
@@ -251,22 +252,4 @@ fn not_mapped(field: &str, mapping_name: &str) -> Problem {
         "required",
         format!("`{mapping_name}` is not mapped; every event needs one"),
     )
-}
-
-fn column_index(field: &str, name: &str, columns: &[String]) -> Result<usize, Problem> {
-    columns.iter().position(|c| c == name).ok_or_else(|| {
-        Problem::new(
-            field,
-            Origin::Column(name.to_owned()),
-            "unknown_column",
-            format!(
-                "the query returns no such column (it returns {})",
-                columns
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })
 }

@@ -6,6 +6,7 @@ use mixsync_domain::{
 
 use super::ProfileOptions;
 use super::ids::IdField;
+use crate::columns::column_index;
 use crate::failure::{Origin, Problem};
 
 /// Property names that are update keys of a profile update, never properties.
@@ -215,22 +216,4 @@ fn properties(
         }
     }
     out
-}
-
-fn column_index(field: &str, name: &str, columns: &[String]) -> Result<usize, Problem> {
-    columns.iter().position(|c| c == name).ok_or_else(|| {
-        Problem::new(
-            field,
-            Origin::Column(name.to_owned()),
-            "unknown_column",
-            format!(
-                "the query returns no such column (it returns {})",
-                columns
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })
 }
