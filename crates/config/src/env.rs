@@ -343,14 +343,14 @@ impl Env {
     /// # Errors
     ///
     /// A name not in `choices`.
-    pub fn choice<T: Copy>(
+    pub fn choice<T>(
         &self,
         var: &'static str,
         default: T,
         choices: &[(&'static str, T)],
     ) -> Result<T, ConfigError>
     where
-        T: PartialEq,
+        T: Copy + PartialEq,
     {
         let default_name = choices
             .iter()
