@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod clock;
 mod config;
 mod faults;
 mod import;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{
     Config, ConfigError, Limits, ProjectConfig, RateLimitConfig, Role, ServiceAccountConfig,
 };
@@ -73,9 +75,15 @@ impl Emulator {
     }
 }
 
-/// The HTTP service without a listener, for in-process use (benchmarks, tests).
+/// The HTTP service without a listener, for in-process use (benchmarks, tests), its rate windows
+/// on the real monotonic clock.
 pub fn router(config: &Config) -> axum::Router {
-    server::router(Arc::new(state::State::new(config)))
+    router_with_clock(config, Arc::new(MonotonicClock::new()))
+}
+
+/// [`router`] with the rate windows measured on `clock` (a [`ManualClock`] in tests).
+pub fn router_with_clock(config: &Config, clock: Arc<dyn Clock>) -> axum::Router {
+    server::router(Arc::new(state::State::new(config, clock)))
 }
 
 async fn bind(config: &Config) -> Result<TcpListener, Error> {
@@ -87,15 +95,24 @@ async fn bind(config: &Config) -> Result<TcpListener, Error> {
         })
 }
 
-/// Binds `config.addr` and serves in the background.
+/// Binds `config.addr` and serves in the background, its rate windows on the real monotonic clock.
 pub async fn spawn(config: Config) -> Result<Emulator, Error> {
+    spawn_with_clock(config, Arc::new(MonotonicClock::new())).await
+}
+
+/// [`spawn`] with the rate windows measured on `clock` (a [`ManualClock`] in tests).
+pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Emulator, Error> {
     let listener = bind(&config).await?;
     let addr = listener.local_addr().map_err(|source| Error::Bind {
         addr: config.addr,
         source,
     })?;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server::serve(listener, router(&config), shutdown.clone()));
+    let task = tokio::spawn(server::serve(
+        listener,
+        router_with_clock(&config, clock),
+        shutdown.clone(),
+    ));
     Ok(Emulator {
         addr,
         shutdown,

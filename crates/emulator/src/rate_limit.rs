@@ -1,11 +1,14 @@
 //! Mixpanel's per-project ingestion limit: records per second and bytes per minute, each over a
-//! rolling window made of fixed-size buckets.
+//! rolling window made of fixed-size buckets (100 ms for the second, 1 s for the minute), measured on
+//! the emulator's [`Clock`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::config::RateLimitConfig;
 
 /// A rolling window: the sum of the buckets younger than `window_ms`.
@@ -72,13 +75,15 @@ struct ProjectWindows {
 /// The limiter for every project.
 pub(crate) struct RateLimiter {
     config: RateLimitConfig,
+    clock: Arc<dyn Clock>,
     projects: Mutex<HashMap<u64, ProjectWindows>>,
 }
 
 impl RateLimiter {
-    pub(crate) fn new(config: RateLimitConfig) -> Self {
+    pub(crate) fn new(config: RateLimitConfig, clock: Arc<dyn Clock>) -> Self {
         RateLimiter {
             config,
+            clock,
             projects: Mutex::new(HashMap::new()),
         }
     }
@@ -87,19 +92,15 @@ impl RateLimiter {
         self.config.retry_after
     }
 
-    /// Admits a request of `records` records and `bytes` bytes for `project` at `now_ms`, or says how long
-    /// to wait. A refused request does not count.
-    pub(crate) fn admit(
-        &self,
-        project: u64,
-        now_ms: u64,
-        records: u64,
-        bytes: u64,
-    ) -> Result<(), Duration> {
+    /// Admits a request of `records` records and `bytes` bytes for `project` now, or says how long to
+    /// wait. A refused request does not count.
+    pub(crate) fn admit(&self, project: u64, records: u64, bytes: u64) -> Result<(), Duration> {
         if !self.config.enabled {
             return Ok(());
         }
         let mut projects = self.projects.lock();
+        // Read under the lock so concurrent requests see the clock in the order they are counted.
+        let now_ms = self.clock.elapsed().as_millis() as u64;
         let windows = projects.entry(project).or_insert_with(|| ProjectWindows {
             records: Window::new(1_000, 10, self.config.events_per_sec),
             bytes: Window::new(60_000, 60, self.config.bytes_per_min),
@@ -129,64 +130,108 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
-    fn limiter(events_per_sec: u64, bytes_per_min: u64) -> RateLimiter {
-        RateLimiter::new(RateLimitConfig {
+    const MS: Duration = Duration::from_millis(1);
+
+    fn limiter(events_per_sec: u64, bytes_per_min: u64) -> (RateLimiter, Arc<ManualClock>) {
+        let clock = ManualClock::new();
+        let config = RateLimitConfig {
             enabled: true,
             events_per_sec,
             bytes_per_min,
             retry_after: true,
-        })
+        };
+        (RateLimiter::new(config, clock.clone()), clock)
     }
 
     #[test]
     fn admits_up_to_the_limit_then_refuses_until_the_window_moves() {
-        let l = limiter(100, u64::MAX);
-        let t0 = 1_000_000;
-        assert!(l.admit(1, t0, 60, 10).is_ok());
-        assert!(l.admit(1, t0 + 10, 40, 10).is_ok());
-        let wait = l.admit(1, t0 + 20, 1, 10).unwrap_err();
-        assert_eq!(wait, Duration::from_millis(980));
+        let (l, clock) = limiter(100, u64::MAX);
+        clock.advance(1_000_000 * MS);
+        assert_eq!(l.admit(1, 60, 10), Ok(()));
+        clock.advance(10 * MS);
+        assert_eq!(l.admit(1, 40, 10), Ok(()));
+        clock.advance(10 * MS);
+        assert_eq!(l.admit(1, 1, 10), Err(980 * MS));
         // Other projects have their own window.
-        assert!(l.admit(2, t0 + 20, 100, 10).is_ok());
-        assert!(l.admit(1, t0 + 1_000, 100, 10).is_ok());
+        assert_eq!(l.admit(2, 100, 10), Ok(()));
+        clock.advance(979 * MS);
+        assert_eq!(l.admit(1, 1, 10), Err(MS));
+        clock.advance(MS);
+        assert_eq!(l.admit(1, 100, 10), Ok(()));
     }
 
     #[test]
     fn refused_requests_do_not_count() {
-        let l = limiter(10, u64::MAX);
-        assert!(l.admit(1, 5_000, 10, 1).is_ok());
-        for i in 0..5 {
-            assert!(l.admit(1, 5_100 + i, 5, 1).is_err());
+        let (l, clock) = limiter(10, u64::MAX);
+        clock.advance(5_000 * MS);
+        assert_eq!(l.admit(1, 10, 1), Ok(()));
+        clock.advance(100 * MS);
+        for _ in 0..5 {
+            assert_eq!(l.admit(1, 5, 1), Err(900 * MS));
         }
-        assert!(l.admit(1, 6_000, 10, 1).is_ok());
+        clock.advance(900 * MS);
+        assert_eq!(l.admit(1, 10, 1), Ok(()));
+    }
+
+    #[test]
+    fn buckets_leave_the_window_whole() {
+        let (l, clock) = limiter(10, u64::MAX);
+        // 250 ms and 350 ms fall in the buckets starting at 200 ms and 300 ms.
+        clock.advance(250 * MS);
+        assert_eq!(l.admit(1, 4, 1), Ok(()));
+        clock.advance(100 * MS);
+        assert_eq!(l.admit(1, 6, 1), Ok(()));
+        // 8 more need both buckets gone: the second leaves at 1300 ms.
+        assert_eq!(l.admit(1, 8, 1), Err(950 * MS));
+        // 4 more need only the first gone, at 1200 ms.
+        assert_eq!(l.admit(1, 4, 1), Err(850 * MS));
+        clock.advance(849 * MS);
+        assert_eq!(l.admit(1, 4, 1), Err(MS));
+        clock.advance(MS);
+        assert_eq!(l.admit(1, 5, 1), Err(100 * MS), "6 + 5 is still over 10");
+        assert_eq!(l.admit(1, 4, 1), Ok(()));
     }
 
     #[test]
     fn an_oversized_request_is_admitted_into_an_empty_window() {
-        let l = limiter(10, u64::MAX);
-        assert!(l.admit(1, 0, 50, 1).is_ok());
-        assert!(l.admit(1, 500, 1, 1).is_err());
+        let (l, clock) = limiter(10, u64::MAX);
+        assert_eq!(l.admit(1, 50, 1), Ok(()));
+        clock.advance(500 * MS);
+        assert_eq!(l.admit(1, 1, 1), Err(500 * MS));
     }
 
     #[test]
     fn bytes_are_limited_per_minute() {
-        let l = limiter(u64::MAX, 1_000);
-        assert!(l.admit(1, 0, 1, 900).is_ok());
-        assert!(l.admit(1, 30_000, 1, 200).is_err());
-        assert!(l.admit(1, 60_000, 1, 200).is_ok());
+        let (l, clock) = limiter(u64::MAX, 1_000);
+        assert_eq!(l.admit(1, 1, 900), Ok(()));
+        clock.advance(30_000 * MS);
+        assert_eq!(l.admit(1, 1, 200), Err(30_000 * MS));
+        clock.advance(30_000 * MS);
+        assert_eq!(l.admit(1, 1, 200), Ok(()));
+    }
+
+    #[test]
+    fn the_longer_wait_of_the_two_windows_is_given() {
+        let (l, clock) = limiter(10, 1_000);
+        assert_eq!(l.admit(1, 10, 900), Ok(()));
+        clock.advance(100 * MS);
+        // Both windows are full: the minute decides.
+        assert_eq!(l.admit(1, 1, 200), Err(59_900 * MS));
     }
 
     #[test]
     fn disabled_admits_everything() {
-        let l = RateLimiter::new(RateLimitConfig {
+        let config = RateLimitConfig {
             enabled: false,
             events_per_sec: 1,
             bytes_per_min: 1,
             retry_after: false,
-        });
+        };
+        let l = RateLimiter::new(config, ManualClock::new());
         for _ in 0..10 {
-            assert!(l.admit(1, 0, 1_000, 1_000).is_ok());
+            assert_eq!(l.admit(1, 1_000, 1_000), Ok(()));
         }
     }
 }

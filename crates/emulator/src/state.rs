@@ -1,7 +1,9 @@
 //! What every request handler shares.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::clock::Clock;
 use crate::config::{Config, Limits, ProjectConfig, ServiceAccountConfig};
 use crate::faults::{FaultInjector, Verdict};
 use crate::rate_limit::RateLimiter;
@@ -22,14 +24,15 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(config: &Config) -> State {
+    /// The state for `config`, its rate windows measured on `clock`.
+    pub(crate) fn new(config: &Config, clock: Arc<dyn Clock>) -> State {
         State {
             projects: config.projects.clone(),
             service_accounts: config.service_accounts.clone(),
             limits: config.limits.clone(),
             store: Store::new(config.projects.iter().map(|p| p.id)),
             stats: Stats::default(),
-            limiter: RateLimiter::new(config.rate_limit.clone()),
+            limiter: RateLimiter::new(config.rate_limit.clone(), clock),
             faults: FaultInjector::new(config.faults.clone()),
         }
     }
@@ -56,13 +59,11 @@ impl State {
 
     /// Runs the rate limiter for a project; a refusal is the 429 to send.
     pub(crate) fn admit(&self, project: u64, records: u64, bytes: u64) -> Result<(), Response> {
-        self.limiter
-            .admit(project, now_ms() as u64, records, bytes)
-            .map_err(|wait| {
-                self.stats.throttled(records);
-                let retry_after = self.limiter.retry_after_header().then(|| ceil_secs(wait));
-                reply::rate_limited(retry_after)
-            })
+        self.limiter.admit(project, records, bytes).map_err(|wait| {
+            self.stats.throttled(records);
+            let retry_after = self.limiter.retry_after_header().then(|| ceil_secs(wait));
+            reply::rate_limited(retry_after)
+        })
     }
 
     /// Clears data, counters and windows; restores the start fault settings.

@@ -1,13 +1,19 @@
 //! CONTRACT.md, "Rate limiting": per project, events per rolling second and bytes per rolling minute,
 //! refused whole with the SPEC 429 body and `Retry-After`.
+//!
+//! The windows run on a `ManualClock` that only these tests move, so every edge is exact: time does
+//! not pass between two requests unless the test says so, however slow the machine is.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::*;
-use mixsync_emulator::{Config, ProjectConfig};
+use mixsync_emulator::{Config, ManualClock, ProjectConfig};
 use serde_json::{Value, json};
+
+const MS: Duration = Duration::from_millis(1);
 
 fn limited(events_per_sec: u64, bytes_per_min: u64) -> Config {
     let mut config = config();
@@ -18,6 +24,12 @@ fn limited(events_per_sec: u64, bytes_per_min: u64) -> Config {
     config
 }
 
+/// An emulator with these limits on a clock at its origin, and the clock.
+async fn start(config: Config) -> (Emu, Arc<ManualClock>) {
+    let clock = ManualClock::new();
+    (Emu::start_with_clock(config, clock.clone()).await, clock)
+}
+
 fn retry_after(resp: &Resp) -> u64 {
     let value = resp.header("retry-after").expect("Retry-After is sent");
     value
@@ -25,13 +37,19 @@ fn retry_after(resp: &Resp) -> u64 {
         .unwrap_or_else(|_| panic!("Retry-After {value:?} is whole seconds"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Asserts a 429 with the SPEC body and returns its `Retry-After`.
+#[track_caller]
+fn refused(resp: &Resp) -> u64 {
+    resp.assert_raw(429, RATE_LIMITED);
+    retry_after(resp)
+}
+
+#[tokio::test]
 async fn import_over_events_per_sec_is_429_with_retry_after() {
-    let emu = Emu::start_with(limited(100, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(100, 2_000_000_000)).await;
     emu.import_all(&events(60, "a")).await;
     let resp = emu.import(&events(60, "b")).await;
-    resp.assert_raw(429, RATE_LIMITED);
-    assert_eq!(retry_after(&resp), 1, "a 1 s window");
+    assert_eq!(refused(&resp), 1, "the first bucket leaves in 1 s");
     assert_eq!(
         emu.event_list(1).await.len(),
         60,
@@ -39,9 +57,9 @@ async fn import_over_events_per_sec_is_429_with_retry_after() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn import_fills_the_window_exactly() {
-    let emu = Emu::start_with(limited(100, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(100, 2_000_000_000)).await;
     emu.import_all(&events(60, "a")).await;
     emu.import_all(&events(40, "b")).await;
     emu.import(&events(1, "c"))
@@ -49,9 +67,9 @@ async fn import_fills_the_window_exactly() {
         .assert_raw(429, RATE_LIMITED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn refused_requests_do_not_count_toward_the_window() {
-    let emu = Emu::start_with(limited(100, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(100, 2_000_000_000)).await;
     emu.import_all(&events(60, "a")).await;
     for _ in 0..3 {
         emu.import(&events(60, "b"))
@@ -68,31 +86,60 @@ async fn refused_requests_do_not_count_toward_the_window() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_is_admitted_again_after_the_window() {
-    let emu = Emu::start_with(limited(100, 2_000_000_000)).await;
+#[tokio::test]
+async fn the_window_rolls_exactly_one_second_after_its_first_bucket() {
+    let (emu, clock) = start(limited(100, 2_000_000_000)).await;
     emu.import_all(&events(100, "a")).await;
-    let resp = emu.import(&events(50, "b")).await;
-    resp.assert_raw(429, RATE_LIMITED);
-    tokio::time::sleep(Duration::from_secs(retry_after(&resp)) + Duration::from_millis(150)).await;
+    assert_eq!(refused(&emu.import(&events(50, "b")).await), 1);
+    clock.advance(999 * MS);
+    // One millisecond left still rounds up to a whole second.
+    assert_eq!(refused(&emu.import(&events(50, "b")).await), 1);
+    clock.advance(MS);
     emu.import_all(&events(50, "b")).await;
+    // The new window holds those 50: 50 more fit, one beyond does not.
+    assert_eq!(refused(&emu.import(&events(51, "c")).await), 1);
+    emu.import_all(&events(50, "c")).await;
+    assert_eq!(emu.event_list(1).await.len(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
+async fn the_second_is_counted_in_100_ms_buckets() {
+    let (emu, clock) = start(limited(10, 2_000_000_000)).await;
+    // 250 ms falls in the bucket that starts at 200 ms; 650 ms in the one at 600 ms.
+    clock.advance(250 * MS);
+    emu.import_all(&events(4, "a")).await;
+    clock.advance(400 * MS);
+    emu.import_all(&events(6, "b")).await;
+    // 4 more need the first bucket gone (at 1200 ms); 5 more need both (at 1600 ms).
+    assert_eq!(refused(&emu.import(&events(4, "c")).await), 1);
+    assert_eq!(refused(&emu.import(&events(5, "c")).await), 1);
+    clock.advance(550 * MS);
+    // Now 1200 ms: the first bucket has left, the second stays until 1600 ms.
+    assert_eq!(refused(&emu.import(&events(5, "c")).await), 1);
+    emu.import_all(&events(4, "c")).await;
+    clock.advance(400 * MS);
+    // Now 1600 ms: only the 4 admitted at 1200 ms are left.
+    emu.import_all(&events(6, "d")).await;
+    assert_eq!(emu.event_list(1).await.len(), 20);
+}
+
+#[tokio::test]
 async fn a_single_request_larger_than_the_window_is_admitted_when_it_is_empty() {
-    let emu = Emu::start_with(limited(10, 2_000)).await;
+    let (emu, clock) = start(limited(10, 2_000)).await;
     // 50 events and well over 2000 bytes.
     let batch = events(50, "big");
     assert!(serde_json::to_vec(&batch).unwrap().len() > 2_000);
     emu.import_all(&batch).await;
-    emu.import(&events(1, "next"))
-        .await
-        .assert_raw(429, RATE_LIMITED);
+    // The records second has rolled; the bytes minute has not.
+    clock.advance(1_000 * MS);
+    assert_eq!(refused(&emu.import(&events(1, "next")).await), 59);
+    clock.advance(59_000 * MS);
+    emu.import_all(&events(1, "next")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn rate_limit_is_checked_before_validation() {
-    let emu = Emu::start_with(limited(10, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(10, 2_000_000_000)).await;
     emu.import_all(&events(10, "a")).await;
     let invalid = vec![json!(1), json!({"event": ""})];
     emu.import(&invalid).await.assert_raw(429, RATE_LIMITED);
@@ -101,9 +148,9 @@ async fn rate_limit_is_checked_before_validation() {
     assert_eq!(stats["records"]["throttled"], json!(2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn rate_limit_is_checked_after_auth() {
-    let emu = Emu::start_with(limited(10, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(10, 2_000_000_000)).await;
     emu.import_all(&events(10, "a")).await;
     emu.post("/import")
         .basic("nobody", "")
@@ -113,28 +160,35 @@ async fn rate_limit_is_checked_after_auth() {
         .assert_raw(401, UNAUTHORIZED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_over_bytes_per_min_is_429() {
+#[tokio::test]
+async fn import_over_bytes_per_min_is_429_until_the_minute_rolls() {
     let batch = events(40, "a");
     let len = serde_json::to_vec(&batch).unwrap().len() as u64;
-    let emu = Emu::start_with(limited(1_000_000, len * 3 / 2)).await;
+    let (emu, clock) = start(limited(1_000_000, len * 3 / 2)).await;
     emu.import_all(&batch).await;
-    let resp = emu.import(&events(40, "b")).await;
-    resp.assert_raw(429, RATE_LIMITED);
-    let seconds = retry_after(&resp);
-    assert!(
-        (1..=60).contains(&seconds),
-        "a 60 s window: Retry-After {seconds}"
-    );
+    assert_eq!(refused(&emu.import(&events(40, "b")).await), 60);
+    // Retry-After counts down in whole seconds, rounded up.
+    clock.advance(500 * MS);
+    assert_eq!(refused(&emu.import(&events(40, "b")).await), 60);
+    clock.advance(500 * MS);
+    assert_eq!(refused(&emu.import(&events(40, "b")).await), 59);
+    clock.advance(29_500 * MS);
+    assert_eq!(refused(&emu.import(&events(40, "b")).await), 30);
+    clock.advance(29_499 * MS);
+    assert_eq!(refused(&emu.import(&events(40, "b")).await), 1);
+    clock.advance(MS);
+    emu.import_all(&events(40, "b")).await;
+    let stats = emu.stats().await;
+    assert_eq!(stats["requests"]["import"], json!({"200": 2, "429": 5}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn bytes_are_counted_uncompressed() {
     let batch = events(40, "a");
     let len = serde_json::to_vec(&batch).unwrap().len() as u64;
     // Both gzipped bodies together are far smaller than the limit; uncompressed they exceed it.
     assert!(gzip(&serde_json::to_vec(&batch).unwrap()).len() as u64 * 2 < len);
-    let emu = Emu::start_with(limited(1_000_000, len * 3 / 2)).await;
+    let (emu, _clock) = start(limited(1_000_000, len * 3 / 2)).await;
     emu.post("/import")
         .token()
         .json(&json!(batch))
@@ -150,30 +204,33 @@ async fn bytes_are_counted_uncompressed() {
         .gzip()
         .send()
         .await;
-    resp.assert_raw(429, RATE_LIMITED);
+    assert_eq!(refused(&resp), 60);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn retry_after_is_left_out_when_off() {
     let mut config = limited(10, 2_000_000_000);
     config.rate_limit.retry_after = false;
-    let emu = Emu::start_with(config).await;
+    let (emu, _clock) = start(config).await;
     emu.import_all(&events(10, "a")).await;
     let resp = emu.import(&events(1, "b")).await;
     resp.assert_raw(429, RATE_LIMITED);
     assert_eq!(resp.header("retry-after"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_is_per_project() {
-    let mut config = limited(10, 2_000_000_000);
+fn with_second_project(mut config: Config) -> Config {
     config.projects.push(ProjectConfig {
         id: 2,
         name: "Two".into(),
         token: "two-token".into(),
         api_secret: "two-secret".into(),
     });
-    let emu = Emu::start_with(config).await;
+    config
+}
+
+#[tokio::test]
+async fn rate_limit_is_per_project() {
+    let (emu, _clock) = start(with_second_project(limited(10, 2_000_000_000))).await;
     emu.import_all(&events(10, "a")).await;
     emu.import(&events(1, "b"))
         .await
@@ -186,9 +243,9 @@ async fn rate_limit_is_per_project() {
         .assert(200, &import_ok(10));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn engage_and_groups_count_updates_in_the_same_window() {
-    let emu = Emu::start_with(limited(10, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(10, 2_000_000_000)).await;
     emu.import_all(&events(6, "a")).await;
     let updates: Vec<Value> = (0..4)
         .map(|i| json!({"$token": TOKEN, "$distinct_id": format!("u{i}"), "$set": {"i": i}}))
@@ -214,16 +271,9 @@ async fn engage_and_groups_count_updates_in_the_same_window() {
     assert_eq!(stats["requests"]["groups"], json!({"429": 1}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn profile_updates_are_limited_by_the_project_of_the_first_valid_token() {
-    let mut config = limited(10, 2_000_000_000);
-    config.projects.push(ProjectConfig {
-        id: 2,
-        name: "Two".into(),
-        token: "two-token".into(),
-        api_secret: "two-secret".into(),
-    });
-    let emu = Emu::start_with(config).await;
+    let (emu, _clock) = start(with_second_project(limited(10, 2_000_000_000))).await;
     emu.import_all(&events(10, "a")).await;
     // The first valid token is project 2's: admitted although project 1 is full.
     let updates = json!([
@@ -235,9 +285,9 @@ async fn profile_updates_are_limited_by_the_project_of_the_first_valid_token() {
     assert_eq!(emu.profile_props(2, "u").await, json!({"a": 1}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn reset_clears_the_rate_windows() {
-    let emu = Emu::start_with(limited(10, 2_000_000_000)).await;
+    let (emu, _clock) = start(limited(10, 2_000_000_000)).await;
     emu.import_all(&events(10, "a")).await;
     emu.import(&events(5, "b"))
         .await
@@ -246,23 +296,60 @@ async fn reset_clears_the_rate_windows() {
     emu.import_all(&events(10, "b")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn profile_update_bytes_count_toward_bytes_per_min() {
     let updates: Vec<Value> = (0..5)
         .map(|i| json!({"$token": TOKEN, "$distinct_id": format!("u{i}"), "$set": {"pad": "a".repeat(1000)}}))
         .collect();
     let len = serde_json::to_vec(&updates).unwrap().len() as u64;
-    let emu = Emu::start_with(limited(1_000_000, len * 3 / 2)).await;
+    let (emu, clock) = start(limited(1_000_000, len * 3 / 2)).await;
     emu.engage("?verbose=1", &json!(updates))
         .await
         .assert_raw(200, r#"{"error":null,"status":1}"#);
-    let resp = emu.engage("?verbose=1", &json!(updates)).await;
-    resp.assert_raw(429, RATE_LIMITED);
-    assert!(retry_after(&resp) >= 1);
+    clock.advance(20_000 * MS);
+    assert_eq!(
+        refused(&emu.engage("?verbose=1", &json!(updates)).await),
+        40
+    );
     let groups: Vec<Value> = (0..5)
         .map(|i| json!({"$token": TOKEN, "$group_key": "C", "$group_id": format!("g{i}"), "$set": {"pad": "a".repeat(1000)}}))
         .collect();
-    emu.groups("", &json!(groups))
+    assert_eq!(refused(&emu.groups("", &json!(groups)).await), 40);
+    clock.advance(40_000 * MS);
+    emu.groups("", &json!(groups)).await.assert_raw(200, "1");
+}
+
+/// `spawn` without a clock measures the windows on the real monotonic clock: the window rolls as real
+/// time passes, while an emulator on a clock nobody advances stays refused all that time.
+#[tokio::test]
+async fn the_default_emulator_rolls_its_window_on_the_real_clock() {
+    let real = Emu::start_with(limited(10, 2_000_000_000)).await;
+    let (frozen, _clock) = start(limited(10, 2_000_000_000)).await;
+    let filled = Instant::now();
+    real.import_all(&events(10, "a")).await;
+    frozen.import_all(&events(10, "a")).await;
+    real.import(&events(1, "b"))
+        .await
+        .assert_raw(429, RATE_LIMITED);
+
+    // Wait for the event (the real window rolling), polling; refused attempts do not count.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = real.import(&events(1, "b")).await;
+        if resp.status == 200 {
+            break;
+        }
+        resp.assert_raw(429, RATE_LIMITED);
+        assert!(Instant::now() < deadline, "the real window never rolled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The bucket the first 10 went into started at most 100 ms before they arrived, so it cannot
+    // have left before 900 ms of real time; a slow machine only makes this later.
+    assert!(filled.elapsed() >= 900 * MS, "{:?}", filled.elapsed());
+
+    // At least that much real time has passed for the frozen emulator too.
+    frozen
+        .import(&events(1, "b"))
         .await
         .assert_raw(429, RATE_LIMITED);
 }

@@ -61,6 +61,13 @@ pub fn shared(limits: RateLimits) -> Arc<RateLimiter> {
 pub struct RateLimiter {
     limits: RateLimits,
     projects: Mutex<HashMap<u64, Project>>,
+    counters: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stats: RateLimiterStats,
+    first_grant: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -69,20 +76,49 @@ struct Project {
     bytes: Window,
 }
 
+/// What a limiter has granted since it was made, over every project: what it let through and how
+/// it spread it, so a test of the whole sending path can check the schedule the limit imposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimiterStats {
+    /// Requests granted.
+    pub requests: u64,
+    /// Requests granted later than they asked.
+    pub delayed: u64,
+    /// Events (or profile updates) granted.
+    pub events: u64,
+    /// Uncompressed bytes granted.
+    pub bytes: u64,
+    /// The time from the first grant to the last one.
+    pub span: Duration,
+    /// The most events granted within one events window (a second plus [`LATENCY_MARGIN`]) of any
+    /// project; above the limit only for a single request larger than the limit.
+    pub peak_events_in_window: u64,
+    /// The same for bytes within a minute plus [`LATENCY_MARGIN`].
+    pub peak_bytes_in_window: u64,
+}
+
 impl RateLimiter {
     /// A limiter with `limits` for every project.
     pub fn new(limits: RateLimits) -> Self {
         RateLimiter {
             limits,
             projects: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
         }
     }
 
     /// Waits until a request of `events` records and `bytes` uncompressed bytes may be sent to
     /// `project`, and takes its tokens.
     pub async fn acquire(&self, project: u64, events: u64, bytes: u64) {
-        let at = self.reserve(project, events, bytes, Instant::now());
+        // Tokio's clock, which is the real one except in tests that pause and advance it.
+        let now = tokio::time::Instant::now();
+        let at = self.reserve(project, events, bytes, now.into_std());
         tokio::time::sleep_until(at.into()).await;
+    }
+
+    /// What this limiter has granted so far.
+    pub fn stats(&self) -> RateLimiterStats {
+        self.counters.lock().stats
     }
 
     /// Takes the tokens and returns when the request may be sent (`now` or later).
@@ -100,9 +136,32 @@ impl RateLimiter {
             .events
             .earliest(now, events)
             .max(p.bytes.earliest(now, bytes));
-        p.events.grant(at, events);
-        p.bytes.grant(at, bytes);
+        let events_in_window = p.events.grant(at, events);
+        let bytes_in_window = p.bytes.grant(at, bytes);
+        drop(projects);
+        self.count(now, at, events, bytes, events_in_window, bytes_in_window);
         at
+    }
+
+    fn count(
+        &self,
+        now: Instant,
+        at: Instant,
+        events: u64,
+        bytes: u64,
+        events_in_window: u64,
+        bytes_in_window: u64,
+    ) {
+        let mut counters = self.counters.lock();
+        let first = *counters.first_grant.get_or_insert(at);
+        let stats = &mut counters.stats;
+        stats.span = at.saturating_duration_since(first);
+        stats.requests += 1;
+        stats.delayed += u64::from(at > now);
+        stats.events += events;
+        stats.bytes += bytes;
+        stats.peak_events_in_window = stats.peak_events_in_window.max(events_in_window);
+        stats.peak_bytes_in_window = stats.peak_bytes_in_window.max(bytes_in_window);
     }
 }
 
@@ -160,9 +219,17 @@ impl Window {
         at
     }
 
-    fn grant(&mut self, at: Instant, n: u64) {
+    /// Takes `n` tokens at `at`; returns the tokens granted in the window ending at `at`, this one
+    /// included. Grants are in time order, so the busiest window always ends at some grant.
+    fn grant(&mut self, at: Instant, n: u64) -> u64 {
         self.grants.push_back((at, n));
         self.total += n;
+        self.grants
+            .iter()
+            .rev()
+            .take_while(|(granted, _)| *granted + self.span > at)
+            .map(|(_, tokens)| tokens)
+            .sum()
     }
 }
 
@@ -215,6 +282,82 @@ mod tests {
             limiter.reserve(1, 1, 1, t0),
             t0 + 2 * (SECOND + LATENCY_MARGIN)
         );
+    }
+
+    /// `acquire` on tokio's paused clock, which moves only when every task waits: the times below are
+    /// exactly the schedule the limiter imposes, whatever the machine's load.
+    #[tokio::test(start_paused = true)]
+    async fn acquire_waits_exactly_until_the_window_has_room() {
+        let limiter = RateLimiter::new(RateLimits {
+            events_per_sec: 10,
+            bytes_per_min: 1_000,
+        });
+        let t0 = tokio::time::Instant::now();
+        limiter.acquire(1, 10, 10).await;
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        limiter.acquire(1, 1, 10).await;
+        assert_eq!(t0.elapsed(), SECOND + LATENCY_MARGIN);
+        // Another project does not wait for this one.
+        limiter.acquire(2, 10, 10).await;
+        assert_eq!(t0.elapsed(), SECOND + LATENCY_MARGIN);
+        // The minute's bytes: project 1 has 20 granted, so 981 more wait for the first 10 to leave.
+        limiter.acquire(1, 1, 981).await;
+        assert_eq!(t0.elapsed(), MINUTE + LATENCY_MARGIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_are_spread_one_window_apart() {
+        let limiter = Arc::new(RateLimiter::new(RateLimits {
+            events_per_sec: 1_000,
+            bytes_per_min: u64::MAX,
+        }));
+        let t0 = tokio::time::Instant::now();
+        // Eight requests of 500 at once, as eight concurrent sends of one loader would.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    limiter.acquire(1, 500, 100).await;
+                    t0.elapsed()
+                })
+            })
+            .collect();
+        let mut sent = Vec::new();
+        for task in tasks {
+            sent.push(task.await.unwrap());
+        }
+        sent.sort();
+        let window = SECOND + LATENCY_MARGIN;
+        let expected: Vec<Duration> = (0..8).map(|i| window * (i / 2)).collect();
+        assert_eq!(sent, expected);
+        assert_eq!(
+            limiter.stats(),
+            RateLimiterStats {
+                requests: 8,
+                delayed: 6,
+                events: 4_000,
+                bytes: 800,
+                span: window * 3,
+                peak_events_in_window: 1_000,
+                peak_bytes_in_window: 800,
+            }
+        );
+    }
+
+    #[test]
+    fn stats_show_a_request_larger_than_the_limit_alone_in_its_window() {
+        let limiter = RateLimiter::new(RateLimits {
+            events_per_sec: 10,
+            bytes_per_min: 1_000_000,
+        });
+        let t0 = Instant::now();
+        limiter.reserve(1, 4, 1, t0);
+        limiter.reserve(1, 50, 1, t0);
+        limiter.reserve(1, 6, 1, t0);
+        let stats = limiter.stats();
+        assert_eq!(stats.peak_events_in_window, 50);
+        assert_eq!(stats.span, 2 * (SECOND + LATENCY_MARGIN));
+        assert_eq!((stats.requests, stats.delayed, stats.events), (3, 2, 60));
     }
 
     proptest! {

@@ -4,15 +4,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
 use futures_util::future::join_all;
+use mixsync_emulator::ManualClock;
 use mixsync_loader::objects::{RULE_REJECTED, RULE_TOO_LARGE, RecordFailure};
-use mixsync_loader::rate_limit::RateLimits;
+use mixsync_loader::rate_limit::{self, RateLimits};
 use mixsync_loader::{Events, EventsConfig, RecordOutcome, Sender};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn sender(settings: &mixsync_loader::SendSettings) -> Sender<Events> {
@@ -153,51 +154,116 @@ async fn connection_resets_are_retried() {
     assert_eq!(stored_ids(&emulator).await.len(), 200);
 }
 
+/// Waits until the emulator's stats satisfy `ready` (polling them; the sends go on meanwhile).
+async fn until_stats(
+    emulator: &mixsync_emulator::Emulator,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = stats(emulator).await;
+        if ready(&stats) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn import_count(stats: &Value, status: u16) -> u64 {
+    stats["requests"]["import"][status.to_string()]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn rate_limit_429s_are_retried_honouring_retry_after() {
     let mut config = emulator_config();
     config.rate_limit.enabled = true;
     config.rate_limit.events_per_sec = 1000;
-    let emulator = start(config).await;
-    let sender = sender(&settings());
+    // The emulator's window moves only when this test moves its clock, so which requests are
+    // refused does not depend on how fast this machine is.
+    let clock = ManualClock::new();
+    let emulator = mixsync_emulator::spawn_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let sender = Arc::new(sender(&settings()));
     let target = target(&emulator);
-    let batches: Vec<Vec<Bytes>> = (0..3).map(|b| events(&format!("t{b}"), 800)).collect();
-    let results = join_all(batches.iter().map(|records| sender.send(&target, records))).await;
-    for outcomes in &results {
-        assert_eq!(loaded(outcomes), 800);
-    }
-    assert!(import_requests(&emulator, 429).await > 0);
-    assert!(
-        stats(&emulator).await["records"]["throttled"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
-    assert_eq!(stored_ids(&emulator).await.len(), 2400);
+    let started = Instant::now();
+    // Three batches of 800 at once: one fits the 1000-event window, the others are refused.
+    let sends = tokio::spawn(async move {
+        let batches: Vec<Vec<Bytes>> = (0..3).map(|b| events(&format!("t{b}"), 800)).collect();
+        let results = join_all(batches.iter().map(|records| sender.send(&target, records))).await;
+        results
+            .iter()
+            .map(|outcomes| loaded(outcomes))
+            .collect::<Vec<_>>()
+    });
+    until_stats(&emulator, "one batch in and two refused", |s| {
+        import_count(s, 200) == 1 && import_count(s, 429) >= 2
+    })
+    .await;
+    clock.advance(Duration::from_secs(1));
+    until_stats(&emulator, "a second batch in", |s| {
+        import_count(s, 200) == 2
+    })
+    .await;
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(sends.await.unwrap(), vec![800; 3]);
+    // Each refused batch waited the 1 s Retry-After before its next attempt.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    let stats = stats(&emulator).await;
+    assert_eq!(import_count(&stats, 200), 3);
+    let refused = import_count(&stats, 429);
+    assert!(refused >= 2, "{stats}");
+    assert_eq!(stats["records"]["throttled"], json!(refused * 800));
+    let expected: Vec<String> = (0..3)
+        .flat_map(|b| (0..800).map(move |i| format!("t{b}-{i}")))
+        .collect();
+    assert_eq!(stored_ids(&emulator).await, sorted(expected));
 }
 
+/// The loader's own limiter is what keeps it under Mixpanel's limit: every request goes through it,
+/// and the grants never put more than the limit in one window (a second plus the latency margin).
+/// This is read from the limiter's counters, not from the emulator's 429s: when requests arrive is
+/// up to the machine and the network, while the schedule the loader keeps is its own.
 #[tokio::test]
 async fn the_loaders_own_rate_limit_keeps_under_mixpanels() {
-    let mut config = emulator_config();
-    config.rate_limit.enabled = true;
-    config.rate_limit.events_per_sec = 2000;
-    let emulator = start(config).await;
+    let emulator = start(emulator_config()).await;
     let mut settings = settings();
-    // Half the emulator's limit: a loaded CI machine delays requests unevenly, and arrivals
-    // bunched by up to a second must still stay under it.
-    settings.rate_limit = Some(RateLimits {
+    // Limits no other test uses, so the process-wide limiter read below is this test's alone.
+    let limits = RateLimits {
         events_per_sec: 1000,
-        bytes_per_min: 2_000_000_000,
-    });
+        bytes_per_min: 1_999_999_999,
+    };
+    settings.rate_limit = Some(limits);
     let sender = sender(&settings);
+    // The same limiter the sender holds: limiters are shared per process and per limits.
+    let limiter = rate_limit::shared(limits);
     let target = target(&emulator);
+    let started = Instant::now();
     let batches: Vec<Vec<Bytes>> = (0..8).map(|b| events(&format!("l{b}"), 500)).collect();
     let results = join_all(batches.iter().map(|records| sender.send(&target, records))).await;
+    let elapsed = started.elapsed();
     for outcomes in &results {
         assert_eq!(loaded(outcomes), 500);
     }
-    assert_eq!(import_requests(&emulator, 429).await, 0);
-    assert_eq!(stored_ids(&emulator).await.len(), 4000);
+    let expected: Vec<String> = (0..8)
+        .flat_map(|b| (0..500).map(move |i| format!("l{b}-{i}")))
+        .collect();
+    assert_eq!(stored_ids(&emulator).await, sorted(expected), "each once");
+
+    let granted = limiter.stats();
+    assert_eq!(granted.requests, import_requests(&emulator, 200).await);
+    assert_eq!(granted.events, 4000);
+    assert!(granted.peak_events_in_window <= 1000, "{granted:?}");
+    // 4000 events at 1000 a window take four windows: the last grant is three after the first.
+    let window = Duration::from_secs(1) + rate_limit::LATENCY_MARGIN;
+    assert!(granted.span >= 3 * window, "{granted:?}");
+    // And the sends waited for their grants rather than only booking them.
+    assert!(elapsed >= granted.span, "{elapsed:?} {granted:?}");
 }
 
 #[tokio::test]

@@ -5,13 +5,14 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use mixsync_emulator::{Config, Emulator};
+use mixsync_emulator::{Clock, Config, Emulator};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -207,9 +208,16 @@ impl Emu {
     }
 
     pub async fn start_with(config: Config) -> Emu {
-        let emulator = mixsync_emulator::spawn(config)
-            .await
-            .expect("emulator starts");
+        Emu::with_client(mixsync_emulator::spawn(config).await)
+    }
+
+    /// An emulator whose rate windows run on `clock` (a `ManualClock` the test advances).
+    pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Emu {
+        Emu::with_client(mixsync_emulator::spawn_with_clock(config, clock).await)
+    }
+
+    fn with_client(spawned: Result<Emulator, mixsync_emulator::Error>) -> Emu {
+        let emulator = spawned.expect("emulator starts");
         let base = emulator.base_url();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
