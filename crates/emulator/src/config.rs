@@ -207,26 +207,26 @@ impl Config {
             "a socket address such as 127.0.0.1:3900",
         )?;
         let limits = &mut config.limits;
-        limits.max_import_bytes = env.number(
-            "MIXSYNC_EMULATOR_MAX_IMPORT_BYTES",
-            limits.max_import_bytes,
-            1..=usize::MAX,
-        )?;
-        limits.max_import_events = env.number(
-            "MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS",
-            limits.max_import_events,
-            1..=usize::MAX,
-        )?;
-        limits.max_engage_updates = env.number(
-            "MIXSYNC_EMULATOR_MAX_ENGAGE_UPDATES",
-            limits.max_engage_updates,
-            1..=usize::MAX,
-        )?;
-        limits.max_group_updates = env.number(
-            "MIXSYNC_EMULATOR_MAX_GROUP_UPDATES",
-            limits.max_group_updates,
-            1..=usize::MAX,
-        )?;
+        for (var, limit) in [
+            (
+                "MIXSYNC_EMULATOR_MAX_IMPORT_BYTES",
+                &mut limits.max_import_bytes,
+            ),
+            (
+                "MIXSYNC_EMULATOR_MAX_IMPORT_EVENTS",
+                &mut limits.max_import_events,
+            ),
+            (
+                "MIXSYNC_EMULATOR_MAX_ENGAGE_UPDATES",
+                &mut limits.max_engage_updates,
+            ),
+            (
+                "MIXSYNC_EMULATOR_MAX_GROUP_UPDATES",
+                &mut limits.max_group_updates,
+            ),
+        ] {
+            *limit = env.number(var, *limit, 1..=usize::MAX)?;
+        }
         limits.truncate = env.choice(
             "MIXSYNC_EMULATOR_TRUNCATE",
             limits.truncate,
