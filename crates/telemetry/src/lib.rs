@@ -1,8 +1,8 @@
 //! Logging and tracing for every mixsync service.
 //!
-//! [`init`] installs the process-wide `tracing` subscriber: an `EnvFilter`
+//! [`init_with`] installs the process-wide `tracing` subscriber: an `EnvFilter`
 //! from `RUST_LOG` (default `info`), human-readable or JSON lines on stderr
-//! (`MIXSYNC_LOG_FORMAT`), and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//! ([`TelemetryConfig`]: `MIXSYNC_LOG_FORMAT`), and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
 //! an OpenTelemetry OTLP/gRPC span exporter. [`inject_context`] and
 //! [`extract_context`] carry W3C trace context across RabbitMQ headers so a
 //! run is one trace across services.
@@ -31,7 +31,7 @@ pub use propagation::{extract_context, inject_context};
 /// The variable holding the log filter directives.
 pub const LOG_FILTER_VAR: &str = "RUST_LOG";
 
-/// What [`init`] reads from the environment (besides `RUST_LOG`, which `tracing-subscriber`'s
+/// What [`init_with`] is given, read from the environment (besides `RUST_LOG`, which `tracing-subscriber`'s
 /// `EnvFilter` parses itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryConfig {
@@ -55,18 +55,8 @@ impl TelemetryConfig {
     }
 }
 
-/// Installs the global `tracing` subscriber for `service` (also the
-/// OpenTelemetry `service.name`), reading its settings from the process environment.
-///
-/// # Errors
-///
-/// As [`init_with`], and an invalid variable (named in the error).
-pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let config = TelemetryConfig::read(&mixsync_config::Env::process())?;
-    init_with(service, &config)
-}
-
-/// Installs the global `tracing` subscriber for `service` with `config`.
+/// Installs the global `tracing` subscriber for `service` (also the OpenTelemetry
+/// `service.name`) with `config`.
 ///
 /// Reads `RUST_LOG` (default `info`); when `config.otlp_endpoint` is set, exports spans over
 /// OTLP/gRPC (the exporter honours the standard `OTEL_EXPORTER_OTLP_*` settings).
@@ -136,8 +126,10 @@ mod tests {
     #[test]
     fn second_init_is_an_error_not_a_panic() {
         // Whichever call wins the global slot, the other must fail cleanly.
-        let first = init("telemetry-test");
-        let second = init("telemetry-test");
+        let config =
+            TelemetryConfig::read(&mixsync_config::Env::from_pairs::<&str, &str>([])).unwrap();
+        let first = init_with("telemetry-test", &config);
+        let second = init_with("telemetry-test", &config);
 
         assert!(first.is_ok() || second.is_ok());
         let error = second.err().or(first.err()).unwrap();
