@@ -12,7 +12,7 @@ use mixsync_proto::v1::{ExtractRequest, Progress, RowBatch, Stage, progress::Ter
 use mixsync_test_support::{TestDb, TestQueues, next};
 use prost::Message as _;
 use support::count;
-use support::stack::{Running, seed_run};
+use support::stack::{seed_run, start_extractor, start_extractor_bounded};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_becomes_row_batches_and_progress_reports() {
@@ -33,7 +33,7 @@ async fn a_run_becomes_row_batches_and_progress_reports() {
     let bus = queues.bus().await;
     let mut rows = bus.consume(ROWS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     let request = ExtractRequest {
         run_id: run_id.clone(),
@@ -108,7 +108,7 @@ async fn a_write_query_fails_the_run_with_the_database_message() {
     let queues = TestQueues::new();
     let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     let request = ExtractRequest {
         run_id: run_id.clone(),
@@ -141,7 +141,7 @@ async fn undecodable_requests_and_unknown_runs_are_dead_lettered() {
     let queues = TestQueues::new();
     let bus = queues.bus().await;
     let mut dead = bus.consume(DEAD_LETTER, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     // Field 3 is a string here but a bool in ExtractRequest: it does not decode.
     let garbage = RowBatch {
@@ -188,7 +188,7 @@ async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() 
     let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 100).await.unwrap();
     // Nothing downstream accounts for the rows, so the extractor must stop near the bound.
-    let service = Running::start_bounded(&state_db, &bus, 50, 200);
+    let service = start_extractor_bounded(&state_db, &bus, 50, 200);
     bus.publisher()
         .publish(
             EXTRACT,
@@ -257,7 +257,7 @@ async fn a_cancelled_run_whose_extractor_died_is_closed_with_an_unknown_total() 
     let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
     let mut rows = bus.consume(ROWS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
     bus.publisher()
         .publish(
             EXTRACT,

@@ -9,33 +9,16 @@ use std::time::Duration;
 
 use mixsync_bus::{LOAD_EVENTS, PROGRESS, ROWS};
 use mixsync_domain::{ObjectKind, Value};
-use mixsync_proto::convert::from_domain_values;
-use mixsync_proto::v1::{Progress, RecordBatch, RowBatch, Stage};
+use mixsync_proto::v1::{Progress, RecordBatch, Stage};
 use mixsync_state::StateStore;
 use mixsync_test_support::TestDb;
-use support::{Running, TestQueues, events_mapping, records, report, seed_run, try_next};
-
-fn row(id: i64, user: &str, ts: i64) -> Vec<Value> {
-    vec![Value::Int(id), Value::from(user), Value::Int(ts)]
-}
+use support::{
+    TestQueues, events_mapping, records, report, row, row_batch, seed_run, start_mapper, try_next,
+};
 
 fn rows(ids: std::ops::Range<i64>) -> Vec<Vec<Value>> {
     ids.map(|id| row(id, &format!("u{id}"), 1_700_000_000 + id))
         .collect()
-}
-
-fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Value>>) -> RowBatch {
-    RowBatch {
-        run_id: run_id.into(),
-        activation_id: activation_id.into(),
-        batch_id: format!("{run_id}-{seq}"),
-        seq,
-        columns: vec!["id".into(), "user_id".into(), "ts".into()],
-        first_row_number: seq * 100 + 1,
-        rows: rows.into_iter().map(from_domain_values).collect(),
-        last: false,
-        total_rows: 0,
-    }
 }
 
 /// Plays the events loader: every record of `batch` accepted.
@@ -76,7 +59,7 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
     let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
     let publisher = bus.publisher();
 
     // Run 1: everything is new.
@@ -152,7 +135,7 @@ async fn repeated_keys_are_reported_once_per_later_row() {
     let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
     let publisher = bus.publisher();
 
     // Rows 1 and 2 share id 1 (so `$insert_id`); row 101 of the next batch repeats it too.
@@ -213,7 +196,7 @@ async fn a_redelivered_batch_is_decided_as_the_first_time() {
     let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
 
     let batch = row_batch(&run_id, &activation_id, 0, rows(1..4));
     bus.publisher().publish(ROWS, &batch).await.unwrap();

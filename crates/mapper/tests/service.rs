@@ -4,30 +4,13 @@
 mod support;
 
 use mixsync_bus::{DEAD_LETTER, LOAD_EVENTS, LOAD_USER_PROFILES, PROGRESS, ROWS};
-use mixsync_domain::{InsertId, ObjectKind, Value};
-use mixsync_proto::convert::from_domain_values;
-use mixsync_proto::v1::{MixpanelObject, Progress, RecordBatch, RowBatch, Stage};
+use mixsync_domain::{InsertId, ObjectKind};
+use mixsync_proto::v1::{MixpanelObject, Progress, RecordBatch, Stage};
 use mixsync_test_support::TestDb;
 use prost::Message as _;
-use support::{Running, TestQueues, events_mapping, next, records, report, seed_run};
-
-fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Value>>) -> RowBatch {
-    RowBatch {
-        run_id: run_id.into(),
-        activation_id: activation_id.into(),
-        batch_id: format!("{run_id}-{seq}"),
-        seq,
-        columns: vec!["id".into(), "user_id".into(), "ts".into()],
-        first_row_number: seq * 100 + 1,
-        rows: rows.into_iter().map(from_domain_values).collect(),
-        last: false,
-        total_rows: 0,
-    }
-}
-
-fn row(id: i64, user: &str, ts: i64) -> Vec<Value> {
-    vec![Value::Int(id), Value::from(user), Value::Int(ts)]
-}
+use support::{
+    TestQueues, events_mapping, next, records, report, row, row_batch, seed_run, start_mapper,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_batches_become_record_batches_and_map_reports() {
@@ -39,7 +22,7 @@ async fn row_batches_become_record_batches_and_map_reports() {
     let bus = queues.bus().await;
     let mut records = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
 
     let rows = vec![
         row(1, "u1", 1_700_000_000),
@@ -113,7 +96,7 @@ async fn profile_rows_go_to_their_object_queue() {
     let bus = queues.bus().await;
     let mut users = bus.consume(LOAD_USER_PROFILES, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
 
     let batch = row_batch(
         &run_id,
@@ -144,7 +127,7 @@ async fn undecodable_batches_and_unknown_runs_are_dead_lettered() {
     let queues = TestQueues::new();
     let bus = queues.bus().await;
     let mut dead = bus.consume(DEAD_LETTER, 10).await.unwrap();
-    let service = Running::start(&db, queues.config());
+    let service = start_mapper(&db, queues.config());
 
     // Field 3 is a number here but a string in RowBatch: it does not decode.
     let garbage = Progress {

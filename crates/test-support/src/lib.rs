@@ -1,6 +1,7 @@
 //! What mixsync's tests share: a throwaway Postgres database and a throwaway queue prefix per
 //! test, each a guard that removes what it made when dropped — also when the test panics — and
-//! the warehouse, target and activation fixtures the state, extractor and mapper tests seed.
+//! the warehouse, target and activation fixtures the state, extractor and mapper tests seed,
+//! and a service running in the test that stops when dropped.
 //!
 //! A dev-dependency only (and the end-to-end harness's dependency): never used by a service.
 
@@ -8,11 +9,13 @@ mod cleanup;
 pub mod db;
 pub mod fixtures;
 pub mod queues;
+mod service;
 
 use std::time::Duration;
 
 pub use db::{ADMIN_URL, PG_SERVER, TestDb, database_exists};
 pub use queues::{TestQueues, queue_depths};
+pub use service::RunningService;
 
 /// How long a test waits for something that should happen; only reached when a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);

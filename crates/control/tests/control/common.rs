@@ -7,11 +7,9 @@ use std::time::Duration;
 use mixsync_bus::{Bus, Consumer};
 use mixsync_control::Config;
 use mixsync_proto::v1::{self, control_client::ControlClient, field_source};
-use mixsync_test_support::{TestDb, TestQueues};
+use mixsync_test_support::{RunningService, TestDb, TestQueues};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -28,24 +26,9 @@ pub struct Harness {
     token: Option<String>,
     // Fields drop in this order: control stops before the guards remove its queues (a
     // consumer whose queue is deleted declares it again) and its database.
-    control: Running,
+    control: RunningService<mixsync_control::Error>,
     _queues: TestQueues,
     _db: TestDb,
-}
-
-/// Control running in the test; cancelled and aborted when dropped, as when a test fails.
-struct Running {
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), mixsync_control::Error>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
 }
 
 impl Harness {
@@ -69,12 +52,9 @@ impl Harness {
         };
         let listener = TcpListener::bind(config.grpc_addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_control::run_with_listener(
-            config,
-            listener,
-            shutdown.clone(),
-        ));
+        let control = RunningService::spawn(|shutdown| {
+            mixsync_control::run_with_listener(config, listener, shutdown)
+        });
         let bus = Bus::connect(bus_config).await.unwrap();
         let harness = Self {
             db_name,
@@ -83,10 +63,7 @@ impl Harness {
             emulator,
             bus,
             token: token.map(str::to_owned),
-            control: Running {
-                shutdown,
-                task: Some(task),
-            },
+            control,
             _queues: queues,
             _db: db,
         };
@@ -114,11 +91,7 @@ impl Harness {
                 }
             }
             assert!(
-                !self
-                    .control
-                    .task
-                    .as_ref()
-                    .is_some_and(JoinHandle::is_finished),
+                !self.control.is_finished(),
                 "control stopped while starting"
             );
             assert!(
@@ -218,14 +191,8 @@ impl Harness {
 
     /// Stops control (checking it ends cleanly) and the emulator; the guards then drop the
     /// database and the queues.
-    pub async fn stop(mut self) {
-        self.control.shutdown.cancel();
-        let task = self.control.task.take().expect("stopped once");
-        let ended = tokio::time::timeout(PATIENCE, task)
-            .await
-            .expect("control stops on shutdown")
-            .unwrap();
-        ended.expect("control ends cleanly");
+    pub async fn stop(self) {
+        self.control.stop().await;
         self.bus.close().await;
         self.emulator.shutdown().await;
     }

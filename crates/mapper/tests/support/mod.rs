@@ -6,15 +6,16 @@
 use std::time::Duration;
 
 use mixsync_bus::{BusConfig, Consumer, Delivery};
+use mixsync_domain::Value;
 use mixsync_domain::{FieldMapping, ObjectKind, SyncBehaviour};
 use mixsync_mapper::Config;
-use mixsync_proto::v1::{Progress, RecordBatch};
+use mixsync_proto::convert::from_domain_values;
+use mixsync_proto::v1::{Progress, RecordBatch, RowBatch};
 use mixsync_state::StateStore;
 use mixsync_test_support::fixtures::{SeededRun, seed_run as seed};
-use mixsync_test_support::{SECRET_KEY, TestDb};
+use mixsync_test_support::{RunningService, SECRET_KEY, TestDb};
 use prost::Message as _;
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 
 pub use mixsync_test_support::fixtures::events_mapping;
 pub use mixsync_test_support::{TestQueues, next};
@@ -46,44 +47,14 @@ pub async fn seed_run(
 }
 
 /// The mapper service, running in the test against `db` and `bus`.
-pub struct Running {
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<Result<(), mixsync_mapper::Error>>>,
-}
-
-impl Running {
-    pub fn start(db: &TestDb, bus: BusConfig) -> Self {
-        let config = Config {
-            database_url: db.url().into(),
-            secret_key: SecretString::from(SECRET_KEY.to_owned()),
-            bus,
-            prefetch: 4,
-        };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_mapper::run(config, shutdown.clone()));
-        Self {
-            shutdown,
-            task: Some(task),
-        }
-    }
-
-    /// Shuts the service down and checks it ended cleanly.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        let task = self.task.take().expect("stopped once");
-        task.await.unwrap().unwrap();
-    }
-}
-
-impl Drop for Running {
-    /// A test that fails leaves the service running: stop it before the queue guard deletes
-    /// the queues, or its consumers would declare them again.
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
+pub fn start_mapper(db: &TestDb, bus: BusConfig) -> RunningService<mixsync_mapper::Error> {
+    let config = Config {
+        database_url: db.url().into(),
+        secret_key: SecretString::from(SECRET_KEY.to_owned()),
+        bus,
+        prefetch: 4,
+    };
+    RunningService::spawn(|shutdown| mixsync_mapper::run(config, shutdown))
 }
 
 /// The next delivery within `wait`, if any.
@@ -106,4 +77,24 @@ pub async fn report(consumer: &mut Consumer) -> Progress {
     let delivery = next(consumer).await;
     delivery.ack().await.unwrap();
     Progress::decode(delivery.body.as_slice()).unwrap()
+}
+
+/// A row of the `(id, user_id, ts)` batches the tests publish.
+pub fn row(id: i64, user: &str, ts: i64) -> Vec<Value> {
+    vec![Value::Int(id), Value::from(user), Value::Int(ts)]
+}
+
+/// Batch `seq` of a run: `(id, user_id, ts)` rows numbered from `seq * 100 + 1`.
+pub fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Value>>) -> RowBatch {
+    RowBatch {
+        run_id: run_id.into(),
+        activation_id: activation_id.into(),
+        batch_id: format!("{run_id}-{seq}"),
+        seq,
+        columns: vec!["id".into(), "user_id".into(), "ts".into()],
+        first_row_number: seq * 100 + 1,
+        rows: rows.into_iter().map(from_domain_values).collect(),
+        last: false,
+        total_rows: 0,
+    }
 }
