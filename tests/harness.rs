@@ -98,8 +98,9 @@ impl World {
     /// Creates the databases; starts nothing yet.
     pub async fn new(name: &str) -> anyhow::Result<World> {
         let id = mixsync_test_support::unique_suffix();
-        let state = TestDb::create_named("e2e_state").await;
-        let warehouse = TestDb::create_named("e2e_wh").await;
+        // One id in every name, to find a failed test's databases, queues and logs together.
+        let state = TestDb::create_exactly(format!("e2e_state_{id}")).await;
+        let warehouse = TestDb::create_exactly(format!("e2e_wh_{id}")).await;
         let queues = TestQueues::with_prefix(format!("e2e{id}."));
         let world = World {
             name: name.to_owned(),

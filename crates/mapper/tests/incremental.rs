@@ -5,15 +5,14 @@
 
 mod support;
 
-use std::time::Duration;
-
 use mixsync_bus::{LOAD_EVENTS, PROGRESS, ROWS};
 use mixsync_domain::{ObjectKind, Value};
 use mixsync_proto::v1::{Progress, RecordBatch, Stage};
 use mixsync_state::StateStore;
 use mixsync_test_support::TestDb;
 use support::{
-    TestQueues, events_mapping, records, report, row, row_batch, seed_run, start_mapper, try_next,
+    TestQueues, assert_no_more_records, events_mapping, records, report, row, row_batch, seed_run,
+    start_mapper,
 };
 
 fn rows(ids: std::ops::Range<i64>) -> Vec<Vec<Value>> {
@@ -91,12 +90,7 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
     let sent = records(&mut loads).await;
     assert_eq!(sent.batch_id, format!("{run_id}-1"));
     assert_eq!(row_numbers(&sent), [101]);
-    assert!(
-        try_next(&mut loads, Duration::from_millis(500))
-            .await
-            .is_none(),
-        "an unchanged batch sent records"
-    );
+    assert_no_more_records(&queues, "an unchanged batch sent records").await;
     load(&store, &sent).await;
 
     // Run 3 is a full resync: every row is sent, none skipped.
@@ -117,11 +111,7 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
         .await
         .unwrap();
     assert_eq!(report(&mut progress).await.skipped, 5);
-    assert!(
-        try_next(&mut loads, Duration::from_millis(500))
-            .await
-            .is_none()
-    );
+    assert_no_more_records(&queues, "unchanged rows were sent").await;
 
     service.stop().await;
 }

@@ -34,10 +34,18 @@ impl TestDb {
     ///
     /// When Postgres refuses the `CREATE DATABASE`.
     pub async fn create_named(prefix: &str) -> Self {
+        Self::create_exactly(format!("{prefix}_{}", crate::unique_suffix())).await
+    }
+
+    /// A new empty database `name`, which must be unique to the test (e.g. end in
+    /// [`crate::unique_suffix`]) and a plain SQL identifier.
+    ///
+    /// # Panics
+    ///
+    /// When Postgres refuses the `CREATE DATABASE`.
+    pub async fn create_exactly(name: String) -> Self {
         // The guard exists before the database does, so a failure below still drops it.
-        let db = Self {
-            name: format!("{prefix}_{}", crate::unique_suffix()),
-        };
+        let db = Self { name };
         admin(&format!("CREATE DATABASE {}", db.name))
             .await
             .unwrap_or_else(|e| panic!("cannot create the test database {}: {e}", db.name));

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use mixsync_bus::{BusConfig, Consumer, Delivery};
+use mixsync_bus::topology::prefixed;
+use mixsync_bus::{BusConfig, Consumer, LOAD_EVENTS, ROWS};
 use mixsync_domain::Value;
 use mixsync_domain::{FieldMapping, ObjectKind, SyncBehaviour};
 use mixsync_mapper::Config;
@@ -13,7 +14,7 @@ use mixsync_proto::convert::from_domain_values;
 use mixsync_proto::v1::{Progress, RecordBatch, RowBatch};
 use mixsync_state::StateStore;
 use mixsync_test_support::fixtures::{SeededRun, seed_run as seed};
-use mixsync_test_support::{RunningService, SECRET_KEY, TestDb};
+use mixsync_test_support::{PATIENCE, RunningService, SECRET_KEY, TestDb, queue_depths};
 use prost::Message as _;
 use secrecy::SecretString;
 
@@ -57,12 +58,33 @@ pub fn start_mapper(db: &TestDb, bus: BusConfig) -> RunningService<mixsync_mappe
     RunningService::spawn(|shutdown| mixsync_mapper::run(config, shutdown))
 }
 
-/// The next delivery within `wait`, if any.
-pub async fn try_next(consumer: &mut Consumer, wait: Duration) -> Option<Delivery> {
-    tokio::time::timeout(wait, consumer.next())
-        .await
-        .ok()
-        .flatten()
+/// Asserts that the mapper sent no record batch beyond those the test has taken and acked.
+///
+/// The mapper acks a row batch only after its records are confirmed by the broker, so once no
+/// row batch is left, ready or unacked, every record batch it will send is already in the
+/// events load queue: that queue must then be empty (its depth counts what was delivered to
+/// the test's consumer and not yet acked, too).
+pub async fn assert_no_more_records(queues: &TestQueues, why: &str) {
+    let prefix = queues.prefix().to_owned();
+    let depths = || {
+        let prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || queue_depths(&prefix))
+    };
+    let rows = prefixed(queues.prefix(), ROWS);
+    let loads = prefixed(queues.prefix(), LOAD_EVENTS);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let settled = loop {
+        let now = depths().await.unwrap();
+        if now.get(&rows) == Some(&0) {
+            break now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "row batches still queued: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(settled.get(&loads), Some(&0), "{why}: {settled:?}");
 }
 
 /// The next RecordBatch, acked.
