@@ -14,7 +14,7 @@ mod service;
 use std::time::Duration;
 
 pub use db::{ADMIN_URL, PG_SERVER, TestDb, database_exists};
-pub use queues::{TestQueues, queue_depths};
+pub use queues::{QueueMessages, TestQueues, queue_depths, queue_messages};
 pub use service::RunningService;
 
 /// How long a test waits for something that should happen; only reached when a test fails.

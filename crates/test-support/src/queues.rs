@@ -94,22 +94,39 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
 }
 
-/// Every queue whose name starts with `prefix`, with its depth: messages ready plus delivered
-/// and not yet acknowledged. Asks `rabbitmqctl` (on the PATH, run by a user it accepts),
-/// because AMQP only reports the ready ones.
+/// What a queue holds, as the broker counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueMessages {
+    /// Waiting to be delivered.
+    pub ready: u64,
+    /// Delivered to a consumer and not yet acknowledged.
+    pub unacked: u64,
+}
+
+impl QueueMessages {
+    /// Ready plus unacknowledged: zero means the queue holds no message at all.
+    #[must_use]
+    pub fn depth(&self) -> u64 {
+        self.ready + self.unacked
+    }
+}
+
+/// Every queue whose name starts with `prefix`, with what it holds. Asks `rabbitmqctl` (on the
+/// PATH, run by a user it accepts), because AMQP only reports the ready messages.
 ///
 /// # Panics
 ///
 /// When `rabbitmqctl` cannot be run or fails.
 #[must_use]
-pub fn queue_depths(prefix: &str) -> BTreeMap<String, u64> {
+pub fn queue_messages(prefix: &str) -> BTreeMap<String, QueueMessages> {
     let listing = Command::new("rabbitmqctl")
         .args([
             "list_queues",
             "-q",
             "--no-table-headers",
             "name",
-            "messages",
+            "messages_ready",
+            "messages_unacknowledged",
         ])
         .output()
         .expect("rabbitmqctl on the PATH, to read queue depths");
@@ -119,8 +136,23 @@ pub fn queue_depths(prefix: &str) -> BTreeMap<String, u64> {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let name = fields.next()?;
-            let depth = fields.next()?.parse().ok()?;
-            name.starts_with(prefix).then(|| (name.to_owned(), depth))
+            let ready = fields.next()?.parse().ok()?;
+            let unacked = fields.next()?.parse().ok()?;
+            name.starts_with(prefix)
+                .then(|| (name.to_owned(), QueueMessages { ready, unacked }))
         })
+        .collect()
+}
+
+/// Every queue whose name starts with `prefix`, with its depth (see [`QueueMessages::depth`]).
+///
+/// # Panics
+///
+/// When `rabbitmqctl` cannot be run or fails.
+#[must_use]
+pub fn queue_depths(prefix: &str) -> BTreeMap<String, u64> {
+    queue_messages(prefix)
+        .into_iter()
+        .map(|(name, messages)| (name, messages.depth()))
         .collect()
 }
