@@ -3,8 +3,12 @@
 //! would. The emulator stands in for Mixpanel.
 //!
 //! The `mixsync` binary must be built: `cargo nextest run --workspace` builds it with the tests.
+//!
+//! A [`World`] cleans up when dropped, also when the test fails: it kills its processes, then
+//! its guards drop the databases and delete the queues. Logs are kept (and their folder printed)
+//! unless the test reached [`World::cleanup`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,15 +16,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mixsync_proto::v1 as pb;
 use mixsync_proto::v1::control_client::ControlClient;
-use rand::Rng;
+use mixsync_test_support::{PG_SERVER as PG, TestDb, TestQueues};
 use tokio::process::{Child, Command};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The services a test can start.
 pub const PIPELINE: [&str; 4] = ["control", "extractor", "mapper", "loader-events"];
@@ -43,11 +44,6 @@ pub fn binary() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(bin)
-}
-
-fn suffix() -> String {
-    let n: u64 = rand::rng().random();
-    format!("{n:016x}")
 }
 
 fn free_port() -> u16 {
@@ -89,17 +85,28 @@ pub struct World {
     pub env: Vec<(String, String)>,
     pub processes: HashMap<String, Child>,
     warehouse: Option<tokio_postgres::Client>,
+    /// Set by [`World::cleanup`]: the test got to its end, its logs can go.
+    finished: bool,
+    // Dropped after `Drop for World` has killed the processes, so nothing declares the
+    // queues again or reconnects to the databases.
+    queues: TestQueues,
+    _state_guard: TestDb,
+    _warehouse_guard: TestDb,
 }
 
 impl World {
     /// Creates the databases; starts nothing yet.
     pub async fn new(name: &str) -> anyhow::Result<World> {
-        let id = suffix();
+        let id = mixsync_test_support::unique_suffix();
+        // One id in every name, to find a failed test's databases, queues and logs together.
+        let state = TestDb::create_exactly(format!("e2e_state_{id}")).await;
+        let warehouse = TestDb::create_exactly(format!("e2e_wh_{id}")).await;
+        let queues = TestQueues::with_prefix(format!("e2e{id}."));
         let world = World {
             name: name.to_owned(),
-            state_db: format!("e2e_state_{id}"),
-            warehouse_db: format!("e2e_wh_{id}"),
-            prefix: format!("e2e{id}."),
+            state_db: state.name().to_owned(),
+            warehouse_db: warehouse.name().to_owned(),
+            prefix: queues.prefix().to_owned(),
             grpc_port: free_port(),
             emulator_port: free_port(),
             token: format!("token-{id}"),
@@ -107,13 +114,11 @@ impl World {
             env: Vec::new(),
             processes: HashMap::new(),
             warehouse: None,
+            finished: false,
+            queues,
+            _state_guard: state,
+            _warehouse_guard: warehouse,
         };
-        let admin = connect(&format!("{PG}/postgres")).await?;
-        for db in [&world.state_db, &world.warehouse_db] {
-            admin
-                .batch_execute(&format!("CREATE DATABASE {db}"))
-                .await?;
-        }
         std::fs::create_dir_all(&world.log_dir)?;
         Ok(world)
     }
@@ -145,7 +150,7 @@ impl World {
                 "MIXSYNC_DATABASE_URL".to_owned(),
                 format!("{PG}/{}", self.state_db),
             ),
-            ("MIXSYNC_AMQP_URL".to_owned(), AMQP.to_owned()),
+            ("MIXSYNC_AMQP_URL".to_owned(), self.queues.config().url),
             ("MIXSYNC_QUEUE_PREFIX".to_owned(), self.prefix.clone()),
             (
                 "MIXSYNC_GRPC_ADDR".to_owned(),
@@ -277,29 +282,107 @@ impl World {
         std::fs::read_to_string(self.log_dir.join(format!("{service}.log"))).unwrap_or_default()
     }
 
-    /// Stops everything and drops the databases and queues (best effort; call at the end of a test).
+    /// How many lines of `service`'s log so far contain `needle`.
+    pub fn log_lines(&self, service: &str, needle: &str) -> usize {
+        self.log(service)
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    /// Waits until at least `n` lines of `service`'s log contain `needle`.
+    pub async fn wait_for_log_lines(
+        &self,
+        service: &str,
+        needle: &str,
+        n: usize,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while self.log_lines(service, needle) < n {
+            if Instant::now() > deadline {
+                bail!(
+                    "fewer than {n} lines with `{needle}` in {within:?}; log:\n{}",
+                    self.log(service)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// A bus on this world's queue prefix, to publish or consume as a service would.
+    pub async fn bus(&self) -> anyhow::Result<mixsync_bus::Bus> {
+        Ok(mixsync_bus::Bus::connect(self.queues.config()).await?)
+    }
+
+    /// The depth (ready plus unacknowledged messages) of every queue of this world.
+    pub async fn queue_depths(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let prefix = self.prefix.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || mixsync_test_support::queue_depths(&prefix))
+                .await?,
+        )
+    }
+
+    /// Waits until no queue of this world holds a message, ready or unacknowledged: every
+    /// message published so far has been consumed and settled by its service.
+    pub async fn wait_until_queues_are_empty(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let depths = self.queue_depths().await?;
+            // None at all would make "all empty" vacuously true: the topology must be there.
+            if depths.is_empty() {
+                bail!("no queue of prefix {} on the broker", self.prefix);
+            }
+            if depths.values().all(|depth| *depth == 0) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("queues still hold messages after {within:?}: {depths:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops everything, drops the databases and queues, and removes the logs: call at the end
+    /// of a test that passed. (Dropping the world does the same but keeps the logs.)
     pub async fn cleanup(mut self) {
         for (_, mut child) in self.processes.drain() {
             let _ = child.start_kill();
             let _ = child.wait().await;
         }
-        self.warehouse = None;
-        if let Ok(bus) = mixsync_bus::Bus::connect(mixsync_bus::BusConfig {
-            url: AMQP.to_owned(),
-            prefix: self.prefix.clone(),
-        })
-        .await
-        {
-            let _ = bus.purge_and_delete_all().await;
-        }
-        if let Ok(admin) = connect(&format!("{PG}/postgres")).await {
-            for db in [&self.state_db, &self.warehouse_db] {
-                let _ = admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                    .await;
+        self.finished = true;
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Killed and reaped before the guards (fields) drop: a live service would declare the
+        // queues again or hold the databases.
+        for (service, child) in &mut self.processes {
+            if child.start_kill().is_err() {
+                continue;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                // Drop cannot await; SIGKILL takes effect within milliseconds.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                eprintln!("{service} did not exit after SIGKILL");
             }
         }
-        let _ = std::fs::remove_dir_all(&self.log_dir);
+        self.warehouse = None;
+        if self.finished {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        } else {
+            eprintln!(
+                "test world `{}` did not finish; its logs stay in {}",
+                self.name,
+                self.log_dir.display()
+            );
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 //! "Every minute for 5 minutes" runs at the real minute (the test takes about six minutes); the
 //! scheduler ticks every second (`MIXSYNC_SCHEDULER_TICK=1s`). The slow-run test shortens the
 //! minute with the test-only `MIXSYNC_SCHEDULER_MINUTE_SECONDS`.
+//!
+//! That nothing more was scheduled is asserted after the scheduler has been seen to look again
+//! (its numbered debug line per pass, or its line for a paused slot), never after a sleep.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,10 @@ use mixsync_e2e::*;
 use mixsync_proto::v1 as pb;
 
 const QUERY: &str = "SELECT id, user_id, event, ts FROM events_src ORDER BY id";
+/// Control's debug line after each scheduler pass.
+const PASS_DONE: &str = "scheduler pass done";
+/// Control's line for a slot that passes because its activation is paused.
+const PAUSED_SLOT: &str = "scheduled run skipped: the activation is paused";
 
 async fn seed(world: &mut World, rows: i64) -> anyhow::Result<()> {
     let db = world.warehouse().await?;
@@ -35,6 +42,10 @@ async fn scheduled_world(name: &str, minute_seconds: u32) -> anyhow::Result<Worl
     world
         .env
         .push(("MIXSYNC_SCHEDULER_TICK".into(), "1s".into()));
+    world.env.push((
+        "RUST_LOG".into(),
+        "info,mixsync_control::scheduler=debug".into(),
+    ));
     if minute_seconds != 60 {
         world.env.push((
             "MIXSYNC_SCHEDULER_MINUTE_SECONDS".into(),
@@ -167,7 +178,21 @@ async fn every_minute_runs_on_time_across_a_control_restart() -> anyhow::Result<
     world.start("control")?;
     let mut control = world.control().await?;
     // Five slots: first, +1, +2 (late, once), +3, +4.
-    wait_until(first + 4.6 * PERIOD).await;
+    let deadline = Instant::now() + Duration::from_secs_f64(4.0 * PERIOD);
+    while runs(&mut control, &activation.id).await?.len() < 5 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "fewer than five runs; log:\n{}",
+            world.log("control")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Ten more scheduler passes (the next slot is most of a period away): a slot run twice
+    // would have been queued by then.
+    let passes = world.log_lines("control", PASS_DONE);
+    world
+        .wait_for_log_lines("control", PASS_DONE, passes + 10, Duration::from_secs(30))
+        .await?;
     control
         .pause_activation(pb::PauseActivationRequest {
             id: activation.id.clone(),
@@ -261,8 +286,16 @@ async fn a_slow_run_is_not_overlapped_and_pause_stops_scheduling() -> anyhow::Re
     }
     let all = runs(&mut control, &activation.id).await?;
     assert_not_overlapping(&all);
-    // Paused: no new run for a few slots.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Paused: two more slots pass (control logs each) without a new run.
+    let paused_slots = world.log_lines("control", PAUSED_SLOT);
+    world
+        .wait_for_log_lines(
+            "control",
+            PAUSED_SLOT,
+            paused_slots + 2,
+            Duration::from_secs(60),
+        )
+        .await?;
     assert_eq!(runs(&mut control, &activation.id).await?.len(), all.len());
     world.cleanup().await;
     Ok(())

@@ -27,6 +27,7 @@ pub(crate) async fn run(ctx: Context, settings: Settings) {
     );
     let mut ticks = tokio::time::interval(settings.tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut passes: u64 = 0;
     loop {
         tokio::select! {
             () = ctx.shutdown.cancelled() => break,
@@ -35,6 +36,9 @@ pub(crate) async fn run(ctx: Context, settings: Settings) {
         if let Err(e) = tick(&ctx, settings).await {
             tracing::warn!(error = %e, "scheduler tick failed; retrying next tick");
         }
+        // Numbered, so a test can wait until the scheduler has looked again instead of sleeping.
+        passes += 1;
+        tracing::debug!(pass = passes, "scheduler pass done");
     }
 }
 

@@ -5,73 +5,35 @@ mod support;
 
 use std::time::Duration;
 
-use mixsync_bus::{Bus, DEAD_LETTER, EXTRACT, PROGRESS, ROWS};
+use mixsync_bus::{DEAD_LETTER, EXTRACT, PROGRESS, ROWS};
 use mixsync_domain::Value;
-use mixsync_extractor::Config;
 use mixsync_proto::convert::to_domain_values;
 use mixsync_proto::v1::{ExtractRequest, Progress, RowBatch, Stage, progress::Terminal};
+use mixsync_test_support::{TestDb, TestQueues, next};
 use prost::Message as _;
-use support::TestDb;
-use support::stack::{SECRET_KEY, bus, next, seed_run, state};
-use tokio_util::sync::CancellationToken;
-
-struct Running {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), mixsync_extractor::Error>>,
-}
-
-impl Running {
-    fn start(state_db: &TestDb, bus: &Bus, batch_rows: usize) -> Self {
-        Self::start_bounded(state_db, bus, batch_rows, 100_000)
-    }
-
-    fn start_bounded(
-        state_db: &TestDb,
-        bus: &Bus,
-        batch_rows: usize,
-        max_in_flight_rows: u64,
-    ) -> Self {
-        let config = Config {
-            database_url: state_db.url().into(),
-            secret_key: SECRET_KEY.to_owned().into(),
-            bus: mixsync_bus::BusConfig {
-                url: mixsync_bus::DEFAULT_AMQP_URL.into(),
-                prefix: bus.prefix().to_owned(),
-            },
-            batch_rows,
-            statement_timeout: Duration::from_secs(30),
-            max_in_flight_rows,
-        };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_extractor::run(config, shutdown.clone()));
-        Self { shutdown, task }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
+use support::count;
+use support::stack::{seed_run, start_extractor, start_extractor_bounded};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_becomes_row_batches_and_progress_reports() {
-    let warehouse = TestDb::create(
+    let warehouse = TestDb::with_setup(
         "CREATE TABLE signups AS
          SELECT g AS id, 'u' || g AS user_id, 1700000000 + g AS ts FROM generate_series(1, 250) AS g",
     )
     .await;
-    let state_db = TestDb::create("").await;
-    let store = state(&state_db).await;
+    let state_db = TestDb::create().await;
+    let store = state_db.state().await;
     let (run_id, activation_id) = seed_run(
         &store,
-        &warehouse.name,
+        warehouse.name(),
         "SELECT id, user_id, ts FROM signups ORDER BY id",
     )
     .await;
-    let bus = bus().await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut rows = bus.consume(ROWS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     let request = ExtractRequest {
         run_id: run_id.clone(),
@@ -135,18 +97,18 @@ async fn a_run_becomes_row_batches_and_progress_reports() {
     }
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_query_fails_the_run_with_the_database_message() {
-    let warehouse = TestDb::create("CREATE TABLE signups AS SELECT 1 AS id").await;
-    let state_db = TestDb::create("").await;
-    let store = state(&state_db).await;
-    let (run_id, activation_id) = seed_run(&store, &warehouse.name, "DELETE FROM signups").await;
-    let bus = bus().await;
+    let warehouse = TestDb::with_setup("CREATE TABLE signups AS SELECT 1 AS id").await;
+    let state_db = TestDb::create().await;
+    let store = state_db.state().await;
+    let (run_id, activation_id) = seed_run(&store, warehouse.name(), "DELETE FROM signups").await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     let request = ExtractRequest {
         run_id: run_id.clone(),
@@ -167,19 +129,19 @@ async fn a_write_query_fails_the_run_with_the_database_message() {
         fatal.message,
         "the warehouse refused the query: cannot execute DELETE in a read-only transaction (SQLSTATE 25006)"
     );
-    assert_eq!(warehouse.count("signups").await, 1);
+    assert_eq!(count(&warehouse, "signups").await, 1);
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_requests_and_unknown_runs_are_dead_lettered() {
-    let state_db = TestDb::create("").await;
-    let _store = state(&state_db).await;
-    let bus = bus().await;
+    let state_db = TestDb::create().await;
+    let _store = state_db.state().await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut dead = bus.consume(DEAD_LETTER, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
 
     // Field 3 is a string here but a bool in ExtractRequest: it does not decode.
     let garbage = RowBatch {
@@ -205,28 +167,28 @@ async fn undecodable_requests_and_unknown_runs_are_dead_lettered() {
     assert_eq!(letter.reason, "run `no-such-run` not found");
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() {
-    let warehouse = TestDb::create(
+    let warehouse = TestDb::with_setup(
         "CREATE TABLE signups AS
          SELECT g AS id, 'u' || g AS user_id, 1700000000 + g AS ts FROM generate_series(1, 5000) AS g",
     )
     .await;
-    let state_db = TestDb::create("").await;
-    let store = state(&state_db).await;
+    let state_db = TestDb::create().await;
+    let store = state_db.state().await;
     let (run_id, activation_id) = seed_run(
         &store,
-        &warehouse.name,
+        warehouse.name(),
         "SELECT id, user_id, ts FROM signups ORDER BY id",
     )
     .await;
-    let bus = bus().await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 100).await.unwrap();
     // Nothing downstream accounts for the rows, so the extractor must stop near the bound.
-    let service = Running::start_bounded(&state_db, &bus, 50, 200);
+    let service = start_extractor_bounded(&state_db, &bus, 50, 200);
     bus.publisher()
         .publish(
             EXTRACT,
@@ -265,7 +227,6 @@ async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() 
     assert_eq!(done.total_rows, extracted, "the rows actually sent");
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 /// A cancelled run whose extractor died mid-extraction (its lease expired; control queued the
@@ -274,12 +235,12 @@ async fn reading_waits_while_too_many_rows_are_in_flight_and_a_cancel_ends_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_whose_extractor_died_is_closed_with_an_unknown_total() {
     let warehouse =
-        TestDb::create("CREATE TABLE signups AS SELECT 1 AS id, 'u' AS user_id, 1 AS ts").await;
-    let state_db = TestDb::create("").await;
-    let store = state(&state_db).await;
+        TestDb::with_setup("CREATE TABLE signups AS SELECT 1 AS id, 'u' AS user_id, 1 AS ts").await;
+    let state_db = TestDb::create().await;
+    let store = state_db.state().await;
     let (run_id, activation_id) = seed_run(
         &store,
-        &warehouse.name,
+        warehouse.name(),
         "SELECT id, user_id, ts FROM signups",
     )
     .await;
@@ -292,10 +253,11 @@ async fn a_cancelled_run_whose_extractor_died_is_closed_with_an_unknown_total() 
         mixsync_state::Begin::Started
     );
     store.request_cancel(&run_id).await.unwrap();
-    let bus = bus().await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
     let mut rows = bus.consume(ROWS, 10).await.unwrap();
-    let service = Running::start(&state_db, &bus, 100);
+    let service = start_extractor(&state_db, &bus, 100);
     bus.publisher()
         .publish(
             EXTRACT,
@@ -329,5 +291,4 @@ async fn a_cancelled_run_whose_extractor_died_is_closed_with_an_unknown_total() 
             .is_empty()
     );
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }

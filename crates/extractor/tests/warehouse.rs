@@ -10,8 +10,9 @@ use mixsync_domain::civil::format_datetime;
 use mixsync_extractor::warehouse::{
     self, Batch, Column, StreamError, StreamOptions, WarehouseError,
 };
+use mixsync_test_support::TestDb;
 use serde_json::json;
-use support::TestDb;
+use support::{count, warehouse_on};
 
 const SETUP: &str = r#"
 CREATE TYPE mood AS ENUM ('happy', 'sad');
@@ -50,7 +51,7 @@ async fn stream_all(
     query: &str,
     options: &StreamOptions,
 ) -> Result<Vec<Batch>, WarehouseError> {
-    let warehouse = db.warehouse().await;
+    let warehouse = warehouse_on(db).await;
     let mut batches = Vec::new();
     let result = warehouse
         .stream(query, options, |batch| {
@@ -70,7 +71,7 @@ async fn stream_all(
 
 #[tokio::test]
 async fn every_supported_type_converts() {
-    let db = TestDb::create(SETUP).await;
+    let db = TestDb::with_setup(SETUP).await;
     let batches = stream_all(&db, "SELECT * FROM every_type ORDER BY id", &options(500))
         .await
         .unwrap();
@@ -131,9 +132,8 @@ async fn every_supported_type_converts() {
 
 #[tokio::test]
 async fn special_values_and_odd_columns() {
-    let db = TestDb::create("").await;
-    let (columns, rows) = db
-        .warehouse()
+    let db = TestDb::create().await;
+    let (columns, rows) = warehouse_on(&db)
         .await
         .preview(
             "SELECT 1 AS x, 2 AS x, 'lit', NULL::int, 'infinity'::timestamp, '-infinity'::date, \
@@ -160,7 +160,7 @@ async fn special_values_and_odd_columns() {
 
 #[tokio::test]
 async fn numerics_are_exact() {
-    let db = TestDb::create("").await;
+    let db = TestDb::create().await;
     let mut literals = vec![
         "0".to_owned(),
         "0.000".into(),
@@ -206,7 +206,7 @@ async fn numerics_are_exact() {
 
 #[tokio::test]
 async fn timestamps_round_toward_the_past() {
-    let db = TestDb::create("").await;
+    let db = TestDb::create().await;
     let mut cases = Vec::new();
     for _ in 0..200 {
         // 1900 to 2100, with a random microsecond fraction.
@@ -236,7 +236,7 @@ async fn timestamps_round_toward_the_past() {
 
 #[tokio::test]
 async fn writes_are_refused_by_the_read_only_transaction() {
-    let db = TestDb::create(SETUP).await;
+    let db = TestDb::with_setup(SETUP).await;
     for (query, verb) in [
         ("DELETE FROM every_type", "DELETE"),
         ("UPDATE every_type SET id = 3", "UPDATE"),
@@ -252,20 +252,19 @@ async fn writes_are_refused_by_the_read_only_transaction() {
             )
         );
     }
-    let err = db
-        .warehouse()
+    let err = warehouse_on(&db)
         .await
         .preview("DELETE FROM every_type RETURNING id", 5)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("read-only transaction"), "{err}");
-    assert_eq!(db.count("every_type").await, 2);
+    assert_eq!(count(&db, "every_type").await, 2);
 }
 
 #[tokio::test]
 async fn describe_prepares_without_executing() {
-    let db = TestDb::create(SETUP).await;
-    let warehouse = db.warehouse().await;
+    let db = TestDb::with_setup(SETUP).await;
+    let warehouse = warehouse_on(&db).await;
     let columns = warehouse
         .describe("DELETE FROM every_type RETURNING id, at_tz, tags")
         .await
@@ -289,7 +288,7 @@ async fn describe_prepares_without_executing() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(db.count("every_type").await, 2);
+    assert_eq!(count(&db, "every_type").await, 2);
     let err = warehouse
         .describe("SELECT nope FROM every_type")
         .await
@@ -303,7 +302,7 @@ async fn describe_prepares_without_executing() {
 
 #[tokio::test]
 async fn streams_large_results_in_flagged_batches() {
-    let db = TestDb::create("").await;
+    let db = TestDb::create().await;
     let batches = stream_all(
         &db,
         "SELECT g AS n, 'row ' || g AS label FROM generate_series(1, 10000) AS g",
@@ -345,8 +344,8 @@ async fn streams_large_results_in_flagged_batches() {
 
 #[tokio::test]
 async fn a_failing_callback_stops_the_stream() {
-    let db = TestDb::create("").await;
-    let warehouse = db.warehouse().await;
+    let db = TestDb::create().await;
+    let warehouse = warehouse_on(&db).await;
     let mut calls = 0;
     let result = warehouse
         .stream(
@@ -370,7 +369,7 @@ async fn a_failing_callback_stops_the_stream() {
 
 #[tokio::test]
 async fn statement_timeout_and_runtime_errors_carry_the_database_message() {
-    let db = TestDb::create("").await;
+    let db = TestDb::create().await;
     let short = StreamOptions {
         statement_timeout: Duration::from_millis(100),
         batch_rows: 10,
@@ -401,8 +400,8 @@ async fn statement_timeout_and_runtime_errors_carry_the_database_message() {
 
 #[tokio::test]
 async fn preview_stops_after_the_limit() {
-    let db = TestDb::create("").await;
-    let warehouse = db.warehouse().await;
+    let db = TestDb::create().await;
+    let warehouse = warehouse_on(&db).await;
     let (columns, rows) = warehouse
         .preview("SELECT generate_series(1, 1000000000) AS n", 3)
         .await
@@ -415,8 +414,8 @@ async fn preview_stops_after_the_limit() {
 
 #[tokio::test]
 async fn test_reports_version_and_read_only() {
-    let db = TestDb::create("").await;
-    let report = db.warehouse().await.test().await.unwrap();
+    let db = TestDb::create().await;
+    let report = warehouse_on(&db).await.test().await.unwrap();
     assert!(report.read_only_ok);
     assert!(
         report

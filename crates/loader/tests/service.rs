@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use mixsync_bus::{
-    Bus, BusConfig, Consumer, DEAD_LETTER, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES,
-    PROGRESS,
+    Bus, Consumer, DEAD_LETTER, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES, PROGRESS,
 };
 use mixsync_loader::{
     Config, Object, Service, Target, TargetError, TargetSource, events_service,
@@ -20,10 +19,11 @@ use mixsync_loader::{
 use mixsync_proto::v1::{
     MixpanelObject, Progress, Record, RecordBatch, Row, Stage, Value, progress, value,
 };
+use mixsync_test_support::TestQueues;
 use parking_lot::Mutex;
 use prost::Message as _;
 use serde_json::json;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// Targets a test can change while the service runs.
@@ -50,11 +50,25 @@ struct Harness {
     bus: Bus,
     config: Config,
     progress: Consumer,
+    /// Every loader started, stopped when the harness drops (a failing test) before the guard
+    /// deletes the queues: a consumer whose queue is deleted declares it again.
+    started: Mutex<Vec<(CancellationToken, AbortHandle)>>,
+    _queues: TestQueues,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for (shutdown, task) in self.started.lock().drain(..) {
+            shutdown.cancel();
+            task.abort();
+        }
+    }
 }
 
 impl Harness {
     async fn new(extra: &[(&str, &str)]) -> Harness {
-        let prefix = format!("t{:016x}.", rand::random::<u64>());
+        let queues = TestQueues::new();
+        let prefix = queues.prefix().to_owned();
         let mut vars: HashMap<String, String> = [
             ("MIXSYNC_SECRET_KEY", "test-key"),
             ("MIXSYNC_QUEUE_PREFIX", prefix.as_str()),
@@ -72,17 +86,14 @@ impl Harness {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let config = Config::read(&mixsync_config::Env::from_pairs(vars)).unwrap();
-        let bus = Bus::connect(BusConfig {
-            url: mixsync_bus::DEFAULT_AMQP_URL.into(),
-            prefix,
-        })
-        .await
-        .unwrap();
+        let bus = queues.bus().await;
         let progress = bus.consume(PROGRESS, 64).await.unwrap();
         Harness {
             bus,
             config,
             progress,
+            started: Mutex::new(Vec::new()),
+            _queues: queues,
         }
     }
 
@@ -103,6 +114,9 @@ impl Harness {
         let bus = self.bus.clone();
         let token = shutdown.clone();
         let task = tokio::spawn(async move { service.run(&bus, token).await.unwrap() });
+        self.started
+            .lock()
+            .push((shutdown.clone(), task.abort_handle()));
         (shutdown, task)
     }
 
@@ -133,7 +147,6 @@ impl Harness {
     async fn finish(self, running: (CancellationToken, JoinHandle<()>)) {
         running.0.cancel();
         running.1.await.unwrap();
-        self.bus.purge_and_delete_all().await.unwrap();
         self.bus.close().await;
     }
 }

@@ -5,63 +5,19 @@
 
 mod support;
 
-use std::time::Duration;
-
-use mixsync_bus::{BusConfig, LOAD_EVENTS, PROGRESS, ROWS};
+use mixsync_bus::{LOAD_EVENTS, PROGRESS, ROWS};
 use mixsync_domain::{ObjectKind, Value};
-use mixsync_mapper::Config;
-use mixsync_proto::convert::from_domain_values;
-use mixsync_proto::v1::{Progress, RecordBatch, RowBatch, Stage};
+use mixsync_proto::v1::{Progress, RecordBatch, Stage};
 use mixsync_state::StateStore;
-use secrecy::SecretString;
-use support::{TestDb, bus, bus_config, events_mapping, records, report, seed_run, try_next};
-use tokio_util::sync::CancellationToken;
-
-struct Running {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), mixsync_mapper::Error>>,
-}
-
-impl Running {
-    fn start(db: &TestDb, bus: BusConfig) -> Self {
-        let config = Config {
-            database_url: db.url().into(),
-            secret_key: SecretString::from("k".to_owned()),
-            bus,
-            prefetch: 4,
-        };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_mapper::run(config, shutdown.clone()));
-        Self { shutdown, task }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-fn row(id: i64, user: &str, ts: i64) -> Vec<Value> {
-    vec![Value::Int(id), Value::from(user), Value::Int(ts)]
-}
+use mixsync_test_support::TestDb;
+use support::{
+    TestQueues, assert_no_more_records, events_mapping, records, report, row, row_batch, seed_run,
+    start_mapper,
+};
 
 fn rows(ids: std::ops::Range<i64>) -> Vec<Vec<Value>> {
     ids.map(|id| row(id, &format!("u{id}"), 1_700_000_000 + id))
         .collect()
-}
-
-fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Value>>) -> RowBatch {
-    RowBatch {
-        run_id: run_id.into(),
-        activation_id: activation_id.into(),
-        batch_id: format!("{run_id}-{seq}"),
-        seq,
-        columns: vec!["id".into(), "user_id".into(), "ts".into()],
-        first_row_number: seq * 100 + 1,
-        rows: rows.into_iter().map(from_domain_values).collect(),
-        last: false,
-        total_rows: 0,
-    }
 }
 
 /// Plays the events loader: every record of `batch` accepted.
@@ -98,11 +54,11 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
     let db = TestDb::create().await;
     let store = db.state().await;
     let (run_id, activation_id, _) = seed_run(&store, ObjectKind::Events, events_mapping()).await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
     let publisher = bus.publisher();
 
     // Run 1: everything is new.
@@ -134,12 +90,7 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
     let sent = records(&mut loads).await;
     assert_eq!(sent.batch_id, format!("{run_id}-1"));
     assert_eq!(row_numbers(&sent), [101]);
-    assert!(
-        try_next(&mut loads, Duration::from_millis(500))
-            .await
-            .is_none(),
-        "an unchanged batch sent records"
-    );
+    assert_no_more_records(&queues, "an unchanged batch sent records").await;
     load(&store, &sent).await;
 
     // Run 3 is a full resync: every row is sent, none skipped.
@@ -160,14 +111,9 @@ async fn a_second_run_sends_only_changed_rows_and_a_full_resync_sends_all() {
         .await
         .unwrap();
     assert_eq!(report(&mut progress).await.skipped, 5);
-    assert!(
-        try_next(&mut loads, Duration::from_millis(500))
-            .await
-            .is_none()
-    );
+    assert_no_more_records(&queues, "unchanged rows were sent").await;
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,11 +121,11 @@ async fn repeated_keys_are_reported_once_per_later_row() {
     let db = TestDb::create().await;
     let store = db.state().await;
     let (run_id, activation_id, _) = seed_run(&store, ObjectKind::Events, events_mapping()).await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
     let publisher = bus.publisher();
 
     // Rows 1 and 2 share id 1 (so `$insert_id`); row 101 of the next batch repeats it too.
@@ -229,7 +175,6 @@ async fn repeated_keys_are_reported_once_per_later_row() {
     assert!(failure.row.is_some() && !failure.record_json.is_empty());
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,11 +182,11 @@ async fn a_redelivered_batch_is_decided_as_the_first_time() {
     let db = TestDb::create().await;
     let store = db.state().await;
     let (run_id, activation_id, _) = seed_run(&store, ObjectKind::Events, events_mapping()).await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut loads = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
 
     let batch = row_batch(&run_id, &activation_id, 0, rows(1..4));
     bus.publisher().publish(ROWS, &batch).await.unwrap();
@@ -259,5 +204,4 @@ async fn a_redelivered_batch_is_decided_as_the_first_time() {
     assert_eq!((again_report.skipped, again_report.failed), (0, 0));
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }

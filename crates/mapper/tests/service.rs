@@ -4,56 +4,13 @@
 mod support;
 
 use mixsync_bus::{DEAD_LETTER, LOAD_EVENTS, LOAD_USER_PROFILES, PROGRESS, ROWS};
-use mixsync_domain::{InsertId, ObjectKind, Value};
-use mixsync_mapper::Config;
-use mixsync_proto::convert::from_domain_values;
-use mixsync_proto::v1::{MixpanelObject, Progress, RecordBatch, RowBatch, Stage};
+use mixsync_domain::{InsertId, ObjectKind};
+use mixsync_proto::v1::{MixpanelObject, Progress, RecordBatch, Stage};
+use mixsync_test_support::TestDb;
 use prost::Message as _;
-use secrecy::SecretString;
-use support::{TestDb, bus, bus_config, events_mapping, next, records, report, seed_run};
-use tokio_util::sync::CancellationToken;
-
-struct Running {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), mixsync_mapper::Error>>,
-}
-
-impl Running {
-    fn start(db: &TestDb, bus: mixsync_bus::BusConfig) -> Self {
-        let config = Config {
-            database_url: db.url().into(),
-            secret_key: SecretString::from("k".to_owned()),
-            bus,
-            prefetch: 4,
-        };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_mapper::run(config, shutdown.clone()));
-        Self { shutdown, task }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Value>>) -> RowBatch {
-    RowBatch {
-        run_id: run_id.into(),
-        activation_id: activation_id.into(),
-        batch_id: format!("{run_id}-{seq}"),
-        seq,
-        columns: vec!["id".into(), "user_id".into(), "ts".into()],
-        first_row_number: seq * 100 + 1,
-        rows: rows.into_iter().map(from_domain_values).collect(),
-        last: false,
-        total_rows: 0,
-    }
-}
-
-fn row(id: i64, user: &str, ts: i64) -> Vec<Value> {
-    vec![Value::Int(id), Value::from(user), Value::Int(ts)]
-}
+use support::{
+    TestQueues, events_mapping, next, records, report, row, row_batch, seed_run, start_mapper,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_batches_become_record_batches_and_map_reports() {
@@ -61,11 +18,11 @@ async fn row_batches_become_record_batches_and_map_reports() {
     let store = db.state().await;
     let (run_id, activation_id, target_id) =
         seed_run(&store, ObjectKind::Events, events_mapping()).await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut records = bus.consume(LOAD_EVENTS, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
 
     let rows = vec![
         row(1, "u1", 1_700_000_000),
@@ -124,7 +81,6 @@ async fn row_batches_become_record_batches_and_map_reports() {
     assert_eq!(failure.row.as_ref(), Some(&batch.rows[1]));
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,11 +92,11 @@ async fn profile_rows_go_to_their_object_queue() {
         ..Default::default()
     };
     let (run_id, activation_id, _) = seed_run(&store, ObjectKind::UserProfiles, mapping).await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut users = bus.consume(LOAD_USER_PROFILES, 10).await.unwrap();
     let mut progress = bus.consume(PROGRESS, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
 
     let batch = row_batch(
         &run_id,
@@ -162,17 +118,16 @@ async fn profile_rows_go_to_their_object_queue() {
     assert_eq!((report.failed, report.skipped), (0, 0));
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_batches_and_unknown_runs_are_dead_lettered() {
     let db = TestDb::create().await;
     let _store = db.state().await;
-    let config = bus_config();
-    let bus = bus(&config).await;
+    let queues = TestQueues::new();
+    let bus = queues.bus().await;
     let mut dead = bus.consume(DEAD_LETTER, 10).await.unwrap();
-    let service = Running::start(&db, config);
+    let service = start_mapper(&db, queues.config());
 
     // Field 3 is a number here but a string in RowBatch: it does not decode.
     let garbage = Progress {
@@ -198,5 +153,4 @@ async fn undecodable_batches_and_unknown_runs_are_dead_lettered() {
     );
 
     service.stop().await;
-    bus.purge_and_delete_all().await.unwrap();
 }

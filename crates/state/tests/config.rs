@@ -1,16 +1,15 @@
 //! Warehouses, targets, activations and runs: names unique, references checked, one run at a
 //! time per activation, settings frozen into each run.
 
-mod common;
-
-use common::{TestDb, activation_spec, seeded, target_spec, warehouse_spec};
 use mixsync_domain::Source;
 use mixsync_state::{ActivationFilter, PageRequest, RunFilter, RunState, Schedule, StateError};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::{activation_spec, seeded, target_spec, warehouse_spec};
 
 #[tokio::test]
 async fn names_are_unique_and_used_objects_cannot_be_deleted() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation_id = seeded(&store).await;
     let err = store
         .create_warehouse(&warehouse_spec("w"))
@@ -71,13 +70,12 @@ async fn names_are_unique_and_used_objects_cannot_be_deleted() {
         Err(StateError::NotFound { .. })
     ));
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn activations_round_trip_and_list_by_page() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let first = seeded(&store).await;
     let a = store.get_activation(&first).await.unwrap();
     assert_eq!(
@@ -132,13 +130,12 @@ async fn activations_round_trip_and_list_by_page() {
             .paused
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn runs_snapshot_settings_and_one_runs_at_a_time() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation_id = seeded(&store).await;
     let run = store.create_run(&activation_id, true, None).await.unwrap();
     let err = store
@@ -157,7 +154,10 @@ async fn runs_snapshot_settings_and_one_runs_at_a_time() {
         .unwrap();
     let plan = store.run_plan(&run.id).await.unwrap();
     assert_eq!(plan.query, "SELECT id, user_id, ts FROM signups");
-    assert_eq!(plan.mapping, common::events_mapping());
+    assert_eq!(
+        plan.mapping,
+        mixsync_test_support::fixtures::events_mapping()
+    );
     assert!(plan.full_resync);
     assert!(plan.options.ip_zero);
     assert_eq!(plan.activation_id, activation_id);
@@ -205,5 +205,4 @@ async fn runs_snapshot_settings_and_one_runs_at_a_time() {
         .unwrap();
     assert_eq!(failed_only.items.len(), 1);
     drop(store);
-    db.drop().await;
 }

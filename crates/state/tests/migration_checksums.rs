@@ -1,10 +1,9 @@
 //! Every applied migration's checksum is recorded; a database migrated before checksums gets
 //! them on its next start; a migration changed after it was applied is refused by name.
 
-mod common;
-
-use common::TestDb;
 use mixsync_state::{StateError, StateStore};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::key;
 use sha2::{Digest as _, Sha256};
 
 /// The migration files, read here from the folder on their own (not through the crate's list, so
@@ -54,7 +53,7 @@ async fn recorded(db: &TestDb, column: &str) -> Vec<(String, Option<String>)> {
 
 /// A store on `db` that has not migrated it (yet).
 async fn unmigrated_store(db: &TestDb) -> StateStore {
-    StateStore::connect(&db.url, &common::key("test-secret-key"))
+    StateStore::connect(&db.url(), &key("test-secret-key"))
         .await
         .unwrap()
 }
@@ -62,16 +61,15 @@ async fn unmigrated_store(db: &TestDb) -> StateStore {
 #[tokio::test]
 async fn a_fresh_database_records_each_migrations_checksum() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     assert_eq!(recorded(&db, "checksum").await, expected());
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn migrating_again_changes_nothing() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let first = recorded(&db, "applied_at").await;
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -82,7 +80,6 @@ async fn migrating_again_changes_nothing() {
         "nothing was applied again"
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
@@ -141,13 +138,12 @@ async fn a_database_migrated_before_checksums_gets_them_on_its_next_start() {
         Err(StateError::ChangedMigration { .. })
     ));
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_migration_changed_after_it_was_applied_is_refused_by_name() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     // The database applied another text of 0003 than this build carries.
     let (version, sql) = &files()[2];
     assert_eq!(version, "0003_dead_letters_replays");
@@ -183,5 +179,4 @@ async fn a_migration_changed_after_it_was_applied_is_refused_by_name() {
         .get(0);
     assert_eq!(kept, applied);
     drop(store);
-    db.drop().await;
 }

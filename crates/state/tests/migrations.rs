@@ -1,13 +1,11 @@
 //! Migrations apply once, however often and however concurrently they run.
 
-mod common;
-
-use common::TestDb;
+use mixsync_test_support::TestDb;
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     // Again, and from several "replicas" at once.
     store.migrate().await.unwrap();
     let replicas: Vec<_> = (0..4).map(|_| store.clone()).collect();
@@ -38,13 +36,12 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
     );
     drop(store);
     drop(replicas);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn an_unknown_migration_is_refused() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     db.client()
         .await
         .execute(
@@ -56,5 +53,4 @@ async fn an_unknown_migration_is_refused() {
     let err = store.migrate().await.unwrap_err();
     assert!(err.to_string().contains("9999_future"), "{err}");
     drop(store);
-    db.drop().await;
 }

@@ -1,10 +1,9 @@
 //! Progress accounting: idempotent per batch, serialized per run, and a run ends exactly when
 //! its counts add up.
 
-mod common;
-
-use common::{TestDb, seeded};
 use mixsync_proto::v1::{self, progress::Terminal};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::seeded;
 use std::time::Duration;
 
 use mixsync_state::{
@@ -72,7 +71,7 @@ fn mapped_with_failure(run_id: &str, activation_id: &str, batch: &str) -> v1::Pr
 #[tokio::test]
 async fn a_run_completes_exactly_when_counts_add_up_and_redeliveries_do_not_count() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     assert_eq!(run.state, RunState::Queued);
@@ -161,13 +160,12 @@ async fn a_run_completes_exactly_when_counts_add_up_and_redeliveries_do_not_coun
     assert_eq!(record.activation_id, activation);
     assert_eq!(failed.counts_by_reason[0].count, 1);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn concurrent_reports_serialize_and_redeliveries_never_double_count() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
 
@@ -197,13 +195,12 @@ async fn concurrent_reports_serialize_and_redeliveries_never_double_count() {
     assert_eq!(done.counts.extracted, 200);
     assert_eq!(done.counts.loaded, 200);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_fatal_report_fails_the_run_with_its_message() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let fatal = v1::Progress {
@@ -229,13 +226,12 @@ async fn a_fatal_report_fails_the_run_with_its_message() {
         ProgressOutcome::UnknownRun
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn an_empty_result_succeeds_at_once() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let outcome = store
@@ -249,7 +245,6 @@ async fn an_empty_result_succeeds_at_once() {
         }
     );
     drop(store);
-    db.drop().await;
 }
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -257,7 +252,7 @@ const LEASE: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn a_run_cancelled_while_queued_is_never_extracted() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let cancelled = store.request_cancel(&run.id).await.unwrap();
@@ -288,13 +283,12 @@ async fn a_run_cancelled_while_queued_is_never_extracted() {
         Begin::Stopped
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn one_extractor_holds_the_lease_and_an_expired_one_is_queued_again_once() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, true, None).await.unwrap();
     assert_eq!(
@@ -375,13 +369,12 @@ async fn one_extractor_holds_the_lease_and_an_expired_one_is_queued_again_once()
             .is_empty()
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_cancelled_run_with_an_unknown_total_closes_on_what_was_reported() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     assert_eq!(
@@ -423,5 +416,4 @@ async fn a_cancelled_run_with_an_unknown_total_closes_on_what_was_reported() {
     assert_eq!((ended.counts.extracted, ended.counts.loaded), (5, 5));
     assert_eq!(ended.total_rows, Some(5));
     drop(store);
-    db.drop().await;
 }

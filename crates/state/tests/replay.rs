@@ -1,10 +1,9 @@
 //! Replays read failed records a page at a time, each row once.
 
-mod common;
-
-use common::{TestDb, seeded};
 use mixsync_proto::v1;
 use mixsync_state::{ReplayCursor, ReplaySelection};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::seeded;
 
 fn failure(row_number: u64) -> v1::FailedRow {
     v1::FailedRow {
@@ -37,7 +36,7 @@ fn failed(run_id: &str, activation_id: &str, stage: v1::Stage, rows: &[u64]) -> 
 #[tokio::test]
 async fn a_run_is_read_page_by_page_and_each_row_once() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let map = failed(&run.id, &activation, v1::Stage::Map, &[1, 2, 3, 5, 8]);
@@ -88,5 +87,4 @@ async fn a_run_is_read_page_by_page_and_each_row_once() {
     let numbers: Vec<u64> = picked.iter().map(|r| r.row_number).collect();
     assert_eq!(numbers, [2, 8]);
     drop(store);
-    db.drop().await;
 }

@@ -1,15 +1,14 @@
 //! Secrets are encrypted at rest and come back only through the connection readers.
 
-mod common;
-
-use common::{TestDb, key, seeded, target_spec, warehouse_spec};
 use mixsync_state::{StateError, StateStore};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::{key, seeded, target_spec, warehouse_spec};
 use secrecy::ExposeSecret;
 
 #[tokio::test]
 async fn secrets_are_not_readable_in_the_tables() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let w = store.create_warehouse(&warehouse_spec("w")).await.unwrap();
     let t = store.create_target(&target_spec("t")).await.unwrap();
     assert!(w.has_password);
@@ -48,25 +47,24 @@ async fn secrets_are_not_readable_in_the_tables() {
     assert_eq!(target.service_account_username, "sa.user");
 
     // Another key cannot read them.
-    let other = StateStore::connect(&db.url, &key("another-key"))
+    let other = StateStore::connect(&db.url(), &key("another-key"))
         .await
         .unwrap();
     let err = other.target_connection(&t.id).await.unwrap_err();
     assert!(matches!(err, StateError::Decrypt { .. }), "{err}");
     assert!(err.to_string().contains("MIXSYNC_SECRET_KEY"));
     drop((store, other));
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn updating_a_target_keeps_secrets_left_empty() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     seeded(&store).await;
     let t = store.find_target_by_name("t").await.unwrap().unwrap();
     let mut spec = target_spec("t2");
     spec.token = None;
-    spec.service_account_secret = Some(common::key("new-secret"));
+    spec.service_account_secret = Some(key("new-secret"));
     spec.base_url = Some("http://127.0.0.1:3900/".into());
     let updated = store.update_target(&t.id, &spec).await.unwrap();
     assert_eq!(updated.name, "t2");
@@ -75,5 +73,4 @@ async fn updating_a_target_keeps_secrets_left_empty() {
     assert_eq!(conn.service_account_secret.expose_secret(), "new-secret");
     assert_eq!(conn.base_url, "http://127.0.0.1:3900");
     drop(store);
-    db.drop().await;
 }

@@ -2,12 +2,11 @@
 //! (or was sent by a run that failed), the snapshot is emptied when the settings change, and
 //! claims detect duplicates and decide the same way on every redelivery.
 
-mod common;
-
-use common::{TestDb, activation_spec, seeded};
 use mixsync_domain::Source;
 use mixsync_proto::v1::{self, progress::Terminal};
 use mixsync_state::{KeyToClaim, ProgressOutcome, RunState, Schedule, StateStore};
+use mixsync_test_support::TestDb;
+use mixsync_test_support::fixtures::{activation_spec, seeded};
 
 fn loaded(run_id: &str, batch: &str, loaded: u64) -> v1::Progress {
     v1::Progress {
@@ -114,7 +113,7 @@ async fn claimed(db: &TestDb, run_id: &str) -> i64 {
 #[tokio::test]
 async fn changing_the_mapping_or_query_empties_the_snapshot_but_name_and_schedule_do_not() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
 
     let run = store.create_run(&activation, false, None).await.unwrap();
@@ -177,13 +176,12 @@ async fn changing_the_mapping_or_query_empties_the_snapshot_but_name_and_schedul
         Some(store.run_plan(&run.id).await.unwrap().fingerprint)
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn claims_write_the_snapshot_and_what_fails_to_load_is_put_back() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     claim(
@@ -290,13 +288,12 @@ async fn claims_write_the_snapshot_and_what_fails_to_load_is_put_back() {
         [("k6".into(), b"h6".to_vec())]
     );
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_run_made_with_settings_the_snapshot_no_longer_has_claims_nothing() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let plan = store.run_plan(&run.id).await.unwrap();
@@ -323,13 +320,12 @@ async fn a_run_made_with_settings_the_snapshot_no_longer_has_claims_nothing() {
     claim(&store, &next.id, "0", &[("k9", b"h9")]).await;
     assert_eq!(snapshot(&db, &activation, &["k9"]).await.len(), 1);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn claims_detect_duplicates_skip_unchanged_records_and_repeat_their_decisions() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let previous = store.create_run(&activation, false, None).await.unwrap();
     claim(
@@ -410,13 +406,12 @@ async fn claims_detect_duplicates_skip_unchanged_records_and_repeat_their_decisi
     assert_eq!(again, claims);
     assert_eq!(claimed(&db, &run.id).await, 5);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_full_resync_sends_unchanged_records() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     claim(&store, &run.id, "0", &[("k", b"h")]).await;
@@ -434,13 +429,12 @@ async fn a_full_resync_sends_unchanged_records() {
         .unwrap();
     assert!(claims["k"].send);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn an_ended_run_claims_nothing_new_and_the_next_run_takes_the_keys_over() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let records: [(&str, &[u8]); 2] = [("a", b"1"), ("b", b"2")];
@@ -478,13 +472,12 @@ async fn an_ended_run_claims_nothing_new_and_the_next_run_takes_the_keys_over() 
     assert_eq!(claimed(&db, &next.id).await, 0);
     assert_eq!(store.snapshot_size(&activation).await.unwrap(), 0);
     drop(store);
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn concurrent_batches_sharing_keys_get_one_owner_per_key() {
     let db = TestDb::create().await;
-    let store = db.store().await;
+    let store = db.state().await;
     let activation = seeded(&store).await;
     let run = store.create_run(&activation, false, None).await.unwrap();
     let plan = store.run_plan(&run.id).await.unwrap();
@@ -542,5 +535,4 @@ async fn concurrent_batches_sharing_keys_get_one_owner_per_key() {
     assert_eq!(owned, owners.len());
     assert_eq!(claimed(&db, &run.id).await, owners.len() as i64);
     drop(store);
-    db.drop().await;
 }

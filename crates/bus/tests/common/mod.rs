@@ -1,20 +1,22 @@
-//! Helpers for the bus tests: each test gets its own queue prefix on the local RabbitMQ and
-//! deletes its queues when done, even when it fails.
+//! Helpers for the bus tests: each test gets its own queue prefix on the local RabbitMQ, whose
+//! queues `mixsync-test-support`'s guard deletes when done, even when the test fails.
 
 #![allow(dead_code)]
 
 use std::process::Command;
 use std::time::Duration;
 
-use mixsync_bus::{Bus, BusConfig, Consumer, DEFAULT_AMQP_URL, Delivery};
+use mixsync_bus::Bus;
+use mixsync_test_support::{QueueMessages, TestQueues, queue_messages};
 
-/// Long enough for anything that should happen; only reached when a test fails.
-const PATIENCE: Duration = Duration::from_secs(20);
+// Each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use mixsync_test_support::{next, queues::amqp_url};
 
 /// A bus on its own random prefix; dropping it deletes the prefixed queues.
 pub struct TestBus {
     pub bus: Bus,
-    prefix: String,
+    queues: TestQueues,
 }
 
 impl TestBus {
@@ -22,67 +24,58 @@ impl TestBus {
         Self::with_prefix(random_prefix()).await
     }
 
+    /// A bus on `prefix`, which must be this test's own.
     pub async fn with_prefix(prefix: String) -> Self {
         // The bus's own logs, shown when a test fails.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("mixsync_bus=debug")
             .try_init();
-        let bus = Bus::connect(BusConfig {
-            url: amqp_url(),
-            prefix: prefix.clone(),
-        })
-        .await
-        .expect("connect to the local RabbitMQ");
-        Self { bus, prefix }
+        let queues = TestQueues::with_prefix(prefix);
+        let bus = queues.bus().await;
+        Self { bus, queues }
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.queues.prefix()
+    }
+
+    /// Waits until the broker counts `ready` messages waiting in `queue` (unprefixed) and
+    /// `unacked` delivered but not acknowledged: what the broker holds back or has let go of,
+    /// read from the broker instead of inferred from a quiet consumer.
+    pub async fn wait_for_messages(&self, queue: &str, ready: u64, unacked: u64) {
+        let name = mixsync_bus::topology::prefixed(self.prefix(), queue);
+        let prefix = self.prefix().to_owned();
+        let deadline = tokio::time::Instant::now() + mixsync_test_support::PATIENCE;
+        loop {
+            let prefix = prefix.clone();
+            let all = tokio::task::spawn_blocking(move || queue_messages(&prefix))
+                .await
+                .unwrap();
+            let now = all.get(&name).copied();
+            if now == Some(QueueMessages { ready, unacked }) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: wanted {ready} ready and {unacked} unacked, the broker has {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Closes this bus's connection from the broker side, like a broker restart would.
     pub async fn force_close_connection(&self) {
-        let marker = format!("prefix={}", self.prefix);
+        let marker = format!("prefix={}", self.prefix());
         tokio::task::spawn_blocking(move || force_close(&marker))
             .await
             .unwrap();
     }
 }
 
-impl Drop for TestBus {
-    fn drop(&mut self) {
-        let prefix = self.prefix.clone();
-        // Its own connection on its own runtime: this test's runtime is blocked by the join
-        // below (and may be unwinding), so the test's own connection cannot make progress.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let fresh = Bus::connect(BusConfig {
-                    url: amqp_url(),
-                    prefix,
-                })
-                .await
-                .unwrap();
-                fresh.purge_and_delete_all().await.unwrap();
-                fresh.close().await;
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
 /// A fresh `t<random>.` queue prefix.
 pub fn random_prefix() -> String {
-    format!("t{:016x}.", rand::random::<u64>())
-}
-
-/// The broker the tests use: `MIXSYNC_AMQP_URL` or the local default.
-pub fn amqp_url() -> String {
-    std::env::var("MIXSYNC_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned())
+    format!("t{}.", mixsync_test_support::unique_suffix())
 }
 
 fn force_close(marker: &str) {
@@ -113,20 +106,5 @@ fn force_close(marker: &str) {
             .output()
             .unwrap();
         assert!(closed.status.success(), "{closed:?}");
-    }
-}
-
-/// The next delivery, failing the test if none comes.
-pub async fn next(consumer: &mut Consumer) -> Delivery {
-    tokio::time::timeout(PATIENCE, consumer.next())
-        .await
-        .expect("a delivery within the timeout")
-        .expect("the consumer is open")
-}
-
-/// Asserts that no delivery arrives for `wait`.
-pub async fn assert_quiet(consumer: &mut Consumer, wait: Duration) {
-    if let Ok(delivery) = tokio::time::timeout(wait, consumer.next()).await {
-        panic!("unexpected delivery: {delivery:?}");
     }
 }

@@ -4,48 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mixsync_bus::{Bus, BusConfig, Consumer, DEFAULT_AMQP_URL};
+use mixsync_bus::{Bus, Consumer};
 use mixsync_control::Config;
 use mixsync_proto::v1::{self, control_client::ControlClient, field_source};
+use mixsync_test_support::{RunningService, TestDb, TestQueues};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
-use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tonic::transport::Channel;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// Long enough for anything that should happen; only reached when a test fails.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Drops the test database and deletes the test queues when dropped, also when a test panics.
-struct Cleanup {
-    db_name: String,
-    bus_config: BusConfig,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let db_name = self.db_name.clone();
-        let bus_config = self.bus_config.clone();
-        // Its own runtime on its own thread: the test's runtime may be unwinding.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(bus) = Bus::connect(bus_config).await {
-                    let _ = bus.purge_and_delete_all().await;
-                    bus.close().await;
-                }
-                admin(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).await;
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+pub use mixsync_test_support::PATIENCE;
 
 pub struct Harness {
     pub db_name: String,
@@ -56,26 +24,20 @@ pub struct Harness {
     /// progress like the pipeline would.
     pub bus: Bus,
     token: Option<String>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), mixsync_control::Error>>,
-    _cleanup: Cleanup,
+    // Fields drop in this order: control stops before the guards remove its queues (a
+    // consumer whose queue is deleted declares it again) and its database.
+    control: RunningService<mixsync_control::Error>,
+    _queues: TestQueues,
+    _db: TestDb,
 }
 
 impl Harness {
     pub async fn start(token: Option<&str>) -> Self {
-        let suffix = format!("{:016x}", rand::random::<u64>());
-        let db_name = format!("mixsync_t_{suffix}");
-        let bus_config = BusConfig {
-            url: DEFAULT_AMQP_URL.into(),
-            prefix: format!("t{suffix}."),
-        };
-        admin(&format!("CREATE DATABASE {db_name}")).await;
-        let cleanup = Cleanup {
-            db_name: db_name.clone(),
-            bus_config: bus_config.clone(),
-        };
-        let db_url = format!("postgres://postgres@127.0.0.1:5432/{db_name}");
-        seed_warehouse(&db_url).await;
+        let db = TestDb::create().await;
+        let queues = TestQueues::new();
+        let bus_config = queues.config();
+        let (db_name, db_url) = (db.name().to_owned(), db.url());
+        seed_warehouse(&db).await;
 
         let mut emulator_config = mixsync_emulator::Config::demo();
         emulator_config.addr = "127.0.0.1:0".parse().unwrap();
@@ -91,12 +53,9 @@ impl Harness {
         };
         let listener = TcpListener::bind(config.grpc_addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(mixsync_control::run_with_listener(
-            config,
-            listener,
-            shutdown.clone(),
-        ));
+        let control = RunningService::spawn(|shutdown| {
+            mixsync_control::run_with_listener(config, listener, shutdown)
+        });
         let bus = Bus::connect(bus_config).await.unwrap();
         let harness = Self {
             db_name,
@@ -105,9 +64,9 @@ impl Harness {
             emulator,
             bus,
             token: token.map(str::to_owned),
-            shutdown,
-            task,
-            _cleanup: cleanup,
+            control,
+            _queues: queues,
+            _db: db,
         };
         harness.wait_until_serving().await;
         harness
@@ -132,7 +91,10 @@ impl Harness {
                     return;
                 }
             }
-            assert!(!self.task.is_finished(), "control stopped while starting");
+            assert!(
+                !self.control.is_finished(),
+                "control stopped while starting"
+            );
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "control did not start"
@@ -228,21 +190,12 @@ impl Harness {
             .id
     }
 
+    /// Stops control (checking it ends cleanly) and the emulator; the guards then drop the
+    /// database and the queues.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let ended = tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("control stops on shutdown")
-            .unwrap();
-        ended.expect("control ends cleanly");
-        let _ = self.bus.purge_and_delete_all().await;
+        self.control.stop().await;
         self.bus.close().await;
         self.emulator.shutdown().await;
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.db_name
-        ))
-        .await;
     }
 }
 
@@ -283,10 +236,9 @@ pub fn activation_spec(warehouse_id: &str, target_id: &str) -> v1::ActivationSpe
 }
 
 /// The warehouse side: a `signups` table in the test database, row 3 with a placeholder user.
-async fn seed_warehouse(url: &str) {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
+async fn seed_warehouse(db: &TestDb) {
+    db.client()
+        .await
         .batch_execute(
             "CREATE TABLE signups (id bigint PRIMARY KEY, user_id text, ts timestamptz, plan text);
              INSERT INTO signups VALUES
@@ -296,10 +248,4 @@ async fn seed_warehouse(url: &str) {
         )
         .await
         .unwrap();
-}
-
-async fn admin(sql: &str) {
-    let (client, connection) = tokio_postgres::connect(ADMIN_URL, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap();
 }
