@@ -4,6 +4,7 @@
 use std::process::Output;
 
 use mixsync_e2e::*;
+use mixsync_test_support::TestDb;
 use tokio::process::Command;
 
 fn json(output: &Output) -> serde_json::Value {
@@ -240,9 +241,12 @@ async fn the_demo_runs_from_nothing_and_again_as_a_second_run() -> anyhow::Resul
     // Its own databases (created by the demo itself) so it never touches a user's demo state.
     let world = World::new("demo").await?;
     let admin_url = "postgres://postgres@127.0.0.1:5432";
+    // The demo creates them; the guards drop them, also when an assertion below fails.
+    let state_db = TestDb::adopt(format!("{}_d", world.state_db));
+    let warehouse_db = TestDb::adopt(format!("{}_d", world.warehouse_db));
     let (state_url, warehouse_url) = (
-        format!("{admin_url}/{}_d", world.state_db),
-        format!("{admin_url}/{}_d", world.warehouse_db),
+        format!("{admin_url}/{}", state_db.name()),
+        format!("{admin_url}/{}", warehouse_db.name()),
     );
     let mut reports = Vec::new();
     for _ in 0..2 {
@@ -299,17 +303,6 @@ async fn the_demo_runs_from_nothing_and_again_as_a_second_run() -> anyhow::Resul
             "the same activation"
         );
         assert_ne!(a["run"]["id"], b["run"]["id"], "a second run");
-    }
-    if let Ok((admin, connection)) =
-        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls).await
-    {
-        tokio::spawn(connection);
-        for url in [&state_url, &warehouse_url] {
-            let db = url.rsplit('/').next().unwrap_or_default();
-            let _ = admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .await;
-        }
     }
     world.cleanup().await;
     Ok(())

@@ -52,6 +52,13 @@ impl TestDb {
         db
     }
 
+    /// The guard of database `name`, which the code under test creates itself (the demo does):
+    /// the database is dropped with the guard, whether or not it was ever created.
+    #[must_use]
+    pub fn adopt(name: String) -> Self {
+        Self { name }
+    }
+
     /// A new database `mixsync_t_<random>` in which `setup` (SQL statements) has run.
     ///
     /// # Panics
