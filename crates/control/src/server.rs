@@ -23,16 +23,16 @@ pub(crate) async fn serve(
     let auth = BearerAuth::new(api_token);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ControlServer<ControlService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mixsync_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(Error::Reflection)?;
+    let reflection = reflection_builder().build_v1().map_err(Error::Reflection)?;
+    // The older protocol version, still the only one many stock tools speak (Python
+    // grpcio-reflection, Postman, grpcui, older grpcurl).
+    let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(Error::Reflection)?;
     let control = ControlServer::new(ControlService::new(ctx));
     let stop = shutdown.clone();
     let result = Server::builder()
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
         .add_service(InterceptedService::new(control, auth))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             stop.cancelled().await;
@@ -42,4 +42,11 @@ pub(crate) async fn serve(
         })
         .await;
     result.map_err(Error::Serve)
+}
+
+/// Reflection over control's API and gRPC health, for either protocol version.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mixsync_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }

@@ -8,6 +8,10 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaMessageRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaMessageResponse;
 
 use crate::common::Harness;
 
@@ -88,5 +92,30 @@ async fn calls_need_the_bearer_token_and_health_stays_open() {
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"mixsync.v1.Control"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+    // The same through reflection v1alpha, which many stock tools still speak; behind the token too.
+    let mut alpha = AlphaClient::new(h.channel().await);
+    let ask = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessageRequest::ListServices(String::new())),
+    };
+    let refused = alpha
+        .server_reflection_info(futures_util::stream::iter([ask.clone()]))
+        .await;
+    assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
+    let mut answers = alpha
+        .server_reflection_info(with_auth(
+            futures_util::stream::iter([ask]),
+            "Bearer s3cret-token",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(AlphaMessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected v1alpha reflection answer {answer:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"mixsync.v1.Control"), "{names:?}");
     h.stop().await;
 }
