@@ -307,3 +307,129 @@ async fn the_demo_runs_from_nothing_and_again_as_a_second_run() -> anyhow::Resul
     world.cleanup().await;
     Ok(())
 }
+
+/// `mixsync <args>` against this world's control with no token in the environment.
+async fn mixsync_without_token(world: &World, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(binary()?)
+        .args(args)
+        .env(
+            "MIXSYNC_SERVER",
+            format!("http://127.0.0.1:{}", world.grpc_port),
+        )
+        .env_remove("MIXSYNC_API_TOKEN")
+        .env_remove("MIXSYNC_API_TOKEN_FILE")
+        .output()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_is_never_open_to_the_network_and_the_cli_reads_its_token_from_a_file()
+-> anyhow::Result<()> {
+    let mut world = World::new("secure").await?;
+    let defaults = world.env.len();
+
+    // No token on an address other machines can reach: control refuses to start, saying what to set.
+    world.env.push(("MIXSYNC_API_TOKEN".into(), "  ".into()));
+    world.env.push((
+        "MIXSYNC_GRPC_ADDR".into(),
+        format!("0.0.0.0:{}", world.grpc_port),
+    ));
+    world.start("control")?;
+    let mut control = world.processes.remove("control").expect("started");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), control.wait()).await??;
+    assert!(!status.success(), "control started open to the network");
+    let log = world.log("control");
+    assert!(
+        log.contains(&format!(
+            "MIXSYNC_API_TOKEN is not set: control listens on 0.0.0.0:{}",
+            world.grpc_port
+        )) && log.contains("openssl rand -hex 32"),
+        "{log}"
+    );
+
+    // On loopback it starts, says the API is open to local callers only, and answers without one.
+    world.env.truncate(defaults + 1);
+    world.start("control")?;
+    world
+        .wait_for_log_lines(
+            "control",
+            "open to local callers only",
+            1,
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+    let mut listed = mixsync_without_token(&world, &["warehouse", "list"]).await?;
+    for _ in 0..100 {
+        if listed.status.success() {
+            break;
+        }
+        // Control logs before it serves: wait until it answers.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        listed = mixsync_without_token(&world, &["warehouse", "list"]).await?;
+    }
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    if let Some(mut control) = world.processes.remove("control") {
+        control.kill().await?;
+    }
+
+    // With a token, the CLI can read it from a file, so it need not sit in `ps`.
+    world.env.truncate(defaults);
+    world.start("control")?;
+    world.control().await?;
+    let dir = std::env::temp_dir().join(format!(
+        "mixsync-token-{}",
+        world.prefix.trim_end_matches('.')
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{}\n", world.token))?;
+    let path = file.to_str().unwrap();
+    let ok =
+        mixsync_without_token(&world, &["warehouse", "list", "--api-token-file", path]).await?;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::write(&file, "not-the-token-at-all-0123456789\n")?;
+    let wrong =
+        mixsync_without_token(&world, &["warehouse", "list", "--api-token-file", path]).await?;
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success() && stderr.contains("unauthenticated"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-token-at-all"), "{stderr}");
+    std::fs::write(&file, "\n")?;
+    let empty =
+        mixsync_without_token(&world, &["warehouse", "list", "--api-token-file", path]).await?;
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(
+        stderr.contains(&format!("the API token file {path} is empty")),
+        "{stderr}"
+    );
+    let both = mixsync_without_token(
+        &world,
+        &[
+            "warehouse",
+            "list",
+            "--api-token-file",
+            path,
+            "--api-token",
+            "x",
+        ],
+    )
+    .await?;
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        stderr.contains("both an API token and an API token file are set"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    world.cleanup().await;
+    Ok(())
+}

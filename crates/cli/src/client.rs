@@ -1,5 +1,7 @@
 //! The gRPC connection every client command uses: server address and bearer token.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use mixsync_proto::v1::control_client::ControlClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -47,6 +49,42 @@ pub(crate) struct ServerArgs {
         hide_env_values = true
     )]
     pub(crate) api_token: Option<String>,
+    /// A file holding the bearer token (its first line), so the token need not appear in `ps` or
+    /// the shell's history.
+    #[arg(long = "api-token-file", global = true, env = "MIXSYNC_API_TOKEN_FILE")]
+    pub(crate) api_token_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The bearer token: `--api-token` / `MIXSYNC_API_TOKEN`, or the first line of
+    /// `--api-token-file` / `MIXSYNC_API_TOKEN_FILE`.
+    pub(crate) fn token(&self) -> anyhow::Result<Option<String>> {
+        let token = self
+            .api_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match (token, &self.api_token_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both an API token and an API token file are set: keep one of --api-token \
+                 (MIXSYNC_API_TOKEN) and --api-token-file (MIXSYNC_API_TOKEN_FILE)"
+            ),
+            (Some(token), None) => Ok(Some(token.to_owned())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the API token file {}", path.display())
+                })?;
+                let token = text.lines().next().unwrap_or_default().trim();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "the API token file {} is empty",
+                    path.display()
+                );
+                Ok(Some(token.to_owned()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// Connects to the control plane.

@@ -86,7 +86,10 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let output = cli.output;
-    let connect = || client::connect(&cli.server.server, cli.server.api_token.as_deref());
+    let connect = || async {
+        let token = cli.server.token()?;
+        client::connect(&cli.server.server, token.as_deref()).await
+    };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Warehouse(command) => {

@@ -23,7 +23,7 @@ fn print_config_shows_every_setting_once_with_secrets_redacted() {
         &["all", "--print-config"],
         &[
             ("MIXSYNC_SECRET_KEY", "key-hunter2"),
-            ("MIXSYNC_API_TOKEN", "token-hunter2"),
+            ("MIXSYNC_API_TOKEN", "token-hunter2-0123456789"),
             (
                 "MIXSYNC_DATABASE_URL",
                 "postgres://u:db-hunter2@db.internal:5432/state",

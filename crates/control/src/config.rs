@@ -15,6 +15,54 @@ pub const DEFAULT_DATABASE_URL: &str = mixsync_config::defaults::DATABASE_URL;
 /// `MIXSYNC_GRPC_ADDR` when unset.
 pub const DEFAULT_GRPC_ADDR: &str = mixsync_config::defaults::GRPC_ADDR;
 
+/// The variable holding the gRPC API's bearer token.
+const API_TOKEN_VAR: &str = "MIXSYNC_API_TOKEN";
+/// The shortest token accepted: a guessable token is no protection.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// Who may call the gRPC API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAccess {
+    /// Callers with the bearer token.
+    Token,
+    /// Anyone who can reach a loopback address: no token is set, so control only starts on one.
+    LocalOnly,
+}
+
+impl ApiAccess {
+    /// Secure by default: a token must be at least [`MIN_TOKEN_CHARS`] characters, and without one
+    /// control only listens on a loopback address (an open API on the network would hand out
+    /// every stored warehouse and target to anyone who can reach the port).
+    ///
+    /// # Errors
+    ///
+    /// A short token, or no token on an address that is not loopback; the message says what to set.
+    pub fn decide(addr: SocketAddr, token: Option<&SecretString>) -> Result<Self, ConfigError> {
+        match token {
+            Some(token) if token.expose_secret().chars().count() < MIN_TOKEN_CHARS => {
+                Err(ConfigError::invalid(
+                    API_TOKEN_VAR,
+                    "[REDACTED]",
+                    format!(
+                        "a token of at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
+                    ),
+                ))
+            }
+            Some(_) => Ok(ApiAccess::Token),
+            None if addr.ip().is_loopback() => Ok(ApiAccess::LocalOnly),
+            None => Err(ConfigError::Missing {
+                var: API_TOKEN_VAR,
+                what: format!(
+                    "control listens on {addr}, which is reachable from other machines; set a \
+                     token of at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`), or \
+                     listen on a loopback address (MIXSYNC_GRPC_ADDR=127.0.0.1:50051) for an API \
+                     without one"
+                ),
+            }),
+        }
+    }
+}
+
 /// Everything control needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,12 +112,13 @@ impl Config {
                 .expect("the default address parses"),
             "an address and port, e.g. 127.0.0.1:50051 or [::]:50051",
         )?;
-        let api_token = env.secret("MIXSYNC_API_TOKEN")?;
+        let api_token = env.secret(API_TOKEN_VAR)?;
         let database_url = mixsync_config::database_url(env)?;
         let secret_key = mixsync_config::secret_key(
             env,
             "a long random string; secrets are encrypted at rest with it (every service needs the same one)",
         )?;
+        ApiAccess::decide(grpc_addr, api_token.as_ref())?;
         let bus = BusConfig::read(env)?;
         let defaults = SchedulerConfig::default();
         let scheduler = SchedulerConfig {
@@ -118,6 +167,55 @@ mod tests {
         // Blank is unset, as everywhere.
         let config = read(&[("MIXSYNC_SECRET_KEY", "k"), ("MIXSYNC_API_TOKEN", " ")]).unwrap();
         assert!(config.api_token.is_none());
+    }
+
+    #[test]
+    fn the_api_is_never_open_to_the_network() {
+        let key = ("MIXSYNC_SECRET_KEY", "k");
+        let token = ("MIXSYNC_API_TOKEN", "0123456789abcdef");
+        // No token (or a blank one) on an address others can reach: refused, saying what to set.
+        for addr in ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051"] {
+            for vars in [
+                vec![key, ("MIXSYNC_GRPC_ADDR", addr)],
+                vec![
+                    key,
+                    ("MIXSYNC_GRPC_ADDR", addr),
+                    ("MIXSYNC_API_TOKEN", "  "),
+                ],
+            ] {
+                let err = read(&vars).unwrap_err().to_string();
+                assert!(
+                    err.starts_with(&format!(
+                        "MIXSYNC_API_TOKEN is not set: control listens on {addr}"
+                    )),
+                    "{err}"
+                );
+                assert!(err.contains("openssl rand -hex 32"), "{err}");
+            }
+            assert!(read(&[key, token, ("MIXSYNC_GRPC_ADDR", addr)]).is_ok());
+        }
+        // Loopback without a token: open to local callers only.
+        for addr in ["127.0.0.1:50051", "[::1]:50051"] {
+            let c = read(&[key, ("MIXSYNC_GRPC_ADDR", addr)]).unwrap();
+            assert_eq!(
+                ApiAccess::decide(c.grpc_addr, c.api_token.as_ref()).unwrap(),
+                ApiAccess::LocalOnly
+            );
+        }
+        // A short token is refused anywhere, and never echoed.
+        let err = read(&[key, ("MIXSYNC_API_TOKEN", "change-me")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "MIXSYNC_API_TOKEN=[REDACTED] is invalid: expected a token of at least 16 characters \
+             (e.g. `openssl rand -hex 32`)"
+        );
+        let c = read(&[key, token]).unwrap();
+        assert_eq!(
+            ApiAccess::decide(c.grpc_addr, c.api_token.as_ref()).unwrap(),
+            ApiAccess::Token
+        );
     }
 
     #[test]

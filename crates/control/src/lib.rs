@@ -31,7 +31,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR, SchedulerConfig};
+pub use config::{
+    ApiAccess, Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR, SchedulerConfig,
+};
 pub use errors::ApiError;
 
 /// Why control stopped.
@@ -57,6 +59,9 @@ pub enum Error {
     /// The reflection service could not be built.
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// The API would be open to the network, or its token is too short.
+    #[error("{0}")]
+    Insecure(#[from] ConfigError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
@@ -97,11 +102,18 @@ pub async fn run_with_listener(
         shutdown: stop.clone(),
     };
     let addr = listener.local_addr().ok();
-    tracing::info!(
-        addr = ?addr,
-        auth = config.api_token.is_some(),
-        "control listening"
-    );
+    // Checked again on the address actually bound (a Config can be built without `read`).
+    let access = match addr {
+        Some(bound) => ApiAccess::decide(bound, config.api_token.as_ref())?,
+        None => ApiAccess::decide(config.grpc_addr, config.api_token.as_ref())?,
+    };
+    tracing::info!(addr = ?addr, auth = access == ApiAccess::Token, "control listening");
+    if access == ApiAccess::LocalOnly {
+        tracing::warn!(
+            addr = ?addr,
+            "the gRPC API has no token (MIXSYNC_API_TOKEN): it is open to local callers only"
+        );
+    }
     let dead_letters = tokio::spawn({
         let (state, bus, stop) = (state.clone(), bus.clone(), stop.clone());
         async move {

@@ -26,7 +26,9 @@ pub(crate) async fn serve(
     let reflection = reflection_builder().build_v1().map_err(Error::Reflection)?;
     // The older protocol version, still the only one many stock tools speak (Python
     // grpcio-reflection, Postman, grpcui, older grpcurl).
-    let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(Error::Reflection)?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(Error::Reflection)?;
     let control = ControlServer::new(ControlService::new(ctx));
     let stop = shutdown.clone();
     let result = Server::builder()

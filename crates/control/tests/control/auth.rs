@@ -25,7 +25,7 @@ fn with_auth<T>(message: T, value: &str) -> Request<T> {
 
 #[tokio::test]
 async fn calls_need_the_bearer_token_and_health_stays_open() {
-    let h = Harness::start(Some("s3cret-token")).await;
+    let h = Harness::start(Some("s3cret-token-0123456789")).await;
     let mut client = ControlClient::new(h.channel().await);
 
     let missing = client
@@ -49,7 +49,7 @@ async fn calls_need_the_bearer_token_and_health_stays_open() {
     client
         .list_warehouses(with_auth(
             v1::ListWarehousesRequest::default(),
-            "Bearer s3cret-token",
+            "Bearer s3cret-token-0123456789",
         ))
         .await
         .unwrap();
@@ -80,7 +80,7 @@ async fn calls_need_the_bearer_token_and_health_stays_open() {
     let mut answers = reflection
         .server_reflection_info(with_auth(
             futures_util::stream::iter([ask]),
-            "Bearer s3cret-token",
+            "Bearer s3cret-token-0123456789",
         ))
         .await
         .unwrap()
@@ -106,7 +106,7 @@ async fn calls_need_the_bearer_token_and_health_stays_open() {
     let mut answers = alpha
         .server_reflection_info(with_auth(
             futures_util::stream::iter([ask]),
-            "Bearer s3cret-token",
+            "Bearer s3cret-token-0123456789",
         ))
         .await
         .unwrap()
