@@ -79,6 +79,8 @@ pub(crate) async fn update(
         .target
         .ok_or_else(|| ApiError::invalid("target", "is required"))?;
     let spec = target_spec(&spec, "target", Secrets::KeepIfEmpty)?;
+    let current = ctx.state.get_target(id).await?;
+    refuse_stored_secrets_to_a_new_destination(&current, &spec)?;
     let stored = ctx.state.target_connection(id).await?;
     let probe = probe(
         &spec,
@@ -94,6 +96,36 @@ pub(crate) async fn update(
         target: Some(target_to_proto(&target)),
         checks: checks_to_proto(&checks),
     })
+}
+
+/// The stored token and service-account secret only ever go where they were given for: an update
+/// that moves the target (another project, residency or base URL) must give both again, or
+/// anyone with API access could send them to a URL of their choosing.
+fn refuse_stored_secrets_to_a_new_destination(
+    current: &mixsync_state::Target,
+    spec: &mixsync_state::TargetSpec,
+) -> ApiResult<()> {
+    let moved = current.project_id != spec.project_id
+        || current.residency != spec.residency
+        || current.base_url != spec.base_url;
+    let missing: Vec<&str> = [
+        ("target.token", spec.token.is_none()),
+        (
+            "target.service_account_secret",
+            spec.service_account_secret.is_none(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, missing)| missing.then_some(field))
+    .collect();
+    if moved && !missing.is_empty() {
+        return Err(ApiError::invalid(
+            missing.join(", "),
+            "is required when project_id, residency or base_url changes: stored secrets are \
+             never sent to a new destination",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) async fn get(

@@ -131,6 +131,58 @@ async fn targets_never_return_secrets_and_updates_keep_them() {
         .unwrap_err();
     assert_eq!(duplicate.code(), Code::AlreadyExists);
 
+    // A new destination with the stored secrets is refused, naming what to give again: the
+    // secrets never follow a target to another URL or project.
+    for (what, change) in [
+        (
+            "base_url",
+            Box::new(|s: &mut v1::TargetSpec| s.base_url = "https://collector.example.com".into())
+                as Box<dyn Fn(&mut v1::TargetSpec)>,
+        ),
+        (
+            "project_id",
+            Box::new(|s: &mut v1::TargetSpec| s.project_id = "2".into()),
+        ),
+    ] {
+        let mut spec = h.target_spec("mp");
+        change(&mut spec);
+        spec.token.clear();
+        spec.service_account_secret.clear();
+        let refused = client
+            .update_target(v1::UpdateTargetRequest {
+                id: target.id.clone(),
+                target: Some(spec),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{what}: {refused:?}");
+        assert!(
+            refused
+                .message()
+                .contains("target.token, target.service_account_secret")
+                && refused
+                    .message()
+                    .contains("never sent to a new destination"),
+            "{what}: {refused:?}"
+        );
+        let mut spec = h.target_spec("mp");
+        change(&mut spec);
+        spec.service_account_secret.clear();
+        let refused = client
+            .update_target(v1::UpdateTargetRequest {
+                id: target.id.clone(),
+                target: Some(spec),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .message()
+                .starts_with("target.service_account_secret: is required"),
+            "{what}: {refused:?}"
+        );
+    }
+
     // Empty secrets keep the stored ones, which the update's test uses.
     let mut spec = h.target_spec("mixpanel");
     spec.token.clear();
