@@ -378,6 +378,7 @@ async fn refused_credentials_and_an_unreachable_warehouse_fail_the_run_with_the_
                 token: "demo-token".into(),
                 service_account_username: "demo-viewer".into(),
                 service_account_secret: "demo-viewer-secret".into(),
+                allow_insecure_http: false,
             }),
         })
         .await?

@@ -421,6 +421,7 @@ pub async fn warehouse_and_target(
                 token: "demo-token".into(),
                 service_account_username: "demo-sa".into(),
                 service_account_secret: "demo-secret".into(),
+                allow_insecure_http: false,
             }),
         })
         .await?

@@ -330,6 +330,7 @@ async fn ensure_target(control: &mut Control, base_url: &str) -> anyhow::Result<
         token: PROJECT_TOKEN.into(),
         service_account_username: SERVICE_ACCOUNT.into(),
         service_account_secret: SERVICE_ACCOUNT_SECRET.into(),
+        allow_insecure_http: false,
     };
     match find_target(control, TARGET).await? {
         Some(t) if t.base_url == base_url => Ok(t.id),

@@ -88,7 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let output = cli.output;
     let connect = || async {
         let token = cli.server.token()?;
-        client::connect(&cli.server.server, token.as_deref()).await
+        client::connect(&cli.server.server, token.as_deref(), &cli.server.tls).await
     };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,

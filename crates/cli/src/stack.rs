@@ -106,7 +106,13 @@ impl Stack {
                     );
                 }
             }
-            match client::connect(&self.grpc_url, Some(&self.api_token)).await {
+            match client::connect(
+                &self.grpc_url,
+                Some(&self.api_token),
+                &client::ClientTls::default(),
+            )
+            .await
+            {
                 Ok(mut control) => {
                     // A connection is not enough: the first call proves migrations ran and auth works.
                     match control

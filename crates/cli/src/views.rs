@@ -24,6 +24,9 @@ pub(crate) struct Warehouse {
     pub(crate) database: String,
     pub(crate) user: String,
     pub(crate) has_password: bool,
+    pub(crate) dsn: String,
+    pub(crate) has_ssl_root_cert: bool,
+    pub(crate) require_read_only_role: bool,
     pub(crate) created_at: String,
 }
 
@@ -37,6 +40,9 @@ impl From<&pb::Warehouse> for Warehouse {
             database: w.database.clone(),
             user: w.user.clone(),
             has_password: w.has_password,
+            dsn: w.dsn.clone(),
+            has_ssl_root_cert: w.has_ssl_root_cert,
+            require_read_only_role: w.require_read_only_role,
             created_at: time(w.created_at.as_ref()),
         }
     }
@@ -52,7 +58,21 @@ pub(crate) struct Target {
     pub(crate) service_account_username: String,
     pub(crate) has_token: bool,
     pub(crate) has_service_account_secret: bool,
+    pub(crate) allow_insecure_http: bool,
     pub(crate) created_at: String,
+}
+
+impl Target {
+    /// A warning when this target sends its credentials over plain HTTP to another machine.
+    pub(crate) fn insecure_warning(&self) -> Option<String> {
+        (self.allow_insecure_http && self.base_url.starts_with("http://")).then(|| {
+            format!(
+                "warning: target `{}` sends its project token and service-account secret \
+                 unencrypted to {} (allow_insecure_http)",
+                self.name, self.base_url
+            )
+        })
+    }
 }
 
 impl From<&pb::Target> for Target {
@@ -74,6 +94,7 @@ impl From<&pb::Target> for Target {
             service_account_username: t.service_account_username.clone(),
             has_token: t.has_token,
             has_service_account_secret: t.has_service_account_secret,
+            allow_insecure_http: t.allow_insecure_http,
             created_at: time(t.created_at.as_ref()),
         }
     }
@@ -295,5 +316,32 @@ impl From<&pb::FailureReasonCount> for ReasonCount {
             rule: r.rule.clone(),
             count: r.count,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_sending_credentials_in_clear_is_warned_about() {
+        let mut t = Target::from(&pb::Target {
+            name: "mp".into(),
+            base_url: "http://10.0.0.5:8080".into(),
+            allow_insecure_http: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            t.insecure_warning().as_deref(),
+            Some(
+                "warning: target `mp` sends its project token and service-account secret \
+                 unencrypted to http://10.0.0.5:8080 (allow_insecure_http)"
+            )
+        );
+        t.base_url = "https://10.0.0.5".into();
+        assert_eq!(t.insecure_warning(), None);
+        t.allow_insecure_http = false;
+        t.base_url = "http://127.0.0.1:3900".into();
+        assert_eq!(t.insecure_warning(), None);
     }
 }

@@ -31,6 +31,8 @@ use secrecy::SecretString;
 pub const DATABASE_URL_VAR: &str = "MIXSYNC_DATABASE_URL";
 /// `MIXSYNC_SECRET_KEY`: the key secrets are encrypted at rest with.
 pub const SECRET_KEY_VAR: &str = "MIXSYNC_SECRET_KEY";
+/// `MIXSYNC_SECRET_KEY_PREVIOUS`: the key being rotated away from.
+pub const SECRET_KEY_PREVIOUS_VAR: &str = "MIXSYNC_SECRET_KEY_PREVIOUS";
 
 /// The state database's URL (`MIXSYNC_DATABASE_URL`, default [`defaults::DATABASE_URL`]); kept
 /// secret because it may hold a password, shown with the password redacted.
@@ -49,4 +51,14 @@ pub fn database_url(env: &Env) -> Result<SecretString, ConfigError> {
 /// The variable is unset or blank, or not UTF-8.
 pub fn secret_key(env: &Env, why: &str) -> Result<SecretString, ConfigError> {
     env.require_secret(SECRET_KEY_VAR, why)
+}
+
+/// `MIXSYNC_SECRET_KEY_PREVIOUS`, optional: while rotating, the key secrets were stored with
+/// before; they stay readable until control re-encrypts them under `MIXSYNC_SECRET_KEY`.
+///
+/// # Errors
+///
+/// A value that is not UTF-8.
+pub fn secret_key_previous(env: &Env) -> Result<Option<SecretString>, ConfigError> {
+    env.secret(SECRET_KEY_PREVIOUS_VAR)
 }

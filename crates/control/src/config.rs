@@ -8,6 +8,8 @@ use mixsync_bus::BusConfig;
 use mixsync_config::{BareUnit, Env};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::tls::GrpcTls;
+
 pub use mixsync_config::ConfigError;
 
 /// `MIXSYNC_DATABASE_URL` when unset: the local state database.
@@ -71,10 +73,16 @@ pub struct Config {
     /// The bearer token every call but health must carry (`MIXSYNC_API_TOKEN`); `None` leaves
     /// the API open (fine on loopback, not elsewhere).
     pub api_token: Option<SecretString>,
+    /// TLS for the gRPC API (`MIXSYNC_GRPC_TLS_CERT`, `_KEY`, `_CLIENT_CA`); `None` serves
+    /// plain HTTP/2.
+    pub grpc_tls: Option<GrpcTls>,
     /// The state database (`MIXSYNC_DATABASE_URL`).
     pub database_url: SecretString,
     /// Encrypts secrets at rest (`MIXSYNC_SECRET_KEY`, required).
     pub secret_key: SecretString,
+    /// The key being rotated away from (`MIXSYNC_SECRET_KEY_PREVIOUS`, optional): every secret
+    /// stored under it is re-encrypted under `secret_key` at start.
+    pub secret_key_previous: Option<SecretString>,
     /// RabbitMQ (`MIXSYNC_AMQP_URL`, `MIXSYNC_QUEUE_PREFIX`).
     pub bus: BusConfig,
     /// The scheduler (`MIXSYNC_SCHEDULER_TICK`, `MIXSYNC_SCHEDULER_MINUTE_SECONDS`).
@@ -113,11 +121,17 @@ impl Config {
             "an address and port, e.g. 127.0.0.1:50051 or [::]:50051",
         )?;
         let api_token = env.secret(API_TOKEN_VAR)?;
+        let grpc_tls = GrpcTls::read(env)?;
+        if let Some(tls) = &grpc_tls {
+            // Checked here too, so `--print-config` and a bad file fail the same way.
+            tls.server_config()?;
+        }
         let database_url = mixsync_config::database_url(env)?;
         let secret_key = mixsync_config::secret_key(
             env,
             "a long random string; secrets are encrypted at rest with it (every service needs the same one)",
         )?;
+        let secret_key_previous = mixsync_config::secret_key_previous(env)?;
         ApiAccess::decide(grpc_addr, api_token.as_ref())?;
         let bus = BusConfig::read(env)?;
         let defaults = SchedulerConfig::default();
@@ -135,8 +149,10 @@ impl Config {
         Ok(Self {
             grpc_addr,
             api_token,
+            grpc_tls,
             database_url,
             secret_key,
+            secret_key_previous,
             bus,
             scheduler,
         })

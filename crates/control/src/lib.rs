@@ -24,6 +24,7 @@ mod progress;
 mod scheduler;
 mod server;
 mod services;
+mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub use config::{
     ApiAccess, Config, ConfigError, DEFAULT_DATABASE_URL, DEFAULT_GRPC_ADDR, SchedulerConfig,
 };
 pub use errors::ApiError;
+pub use tls::{GrpcTls, Transport};
 
 /// Why control stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +61,41 @@ pub enum Error {
     /// The reflection service could not be built.
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[source] tonic_reflection::server::Error),
-    /// The API would be open to the network, or its token is too short.
+    /// A setting cannot be used: the API would be open to the network, its token is too short,
+    /// or a TLS file cannot be read.
     #[error("{0}")]
-    Insecure(#[from] ConfigError),
+    Config(#[from] ConfigError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
+}
+
+/// Brings every stored secret under the current key (docs/security.md, "Rotating the key"), or
+/// stops control when some cannot be read with the keys it was given.
+async fn secrets_at_rest(state: &mixsync_state::StateStore) -> Result<(), Error> {
+    let rotation = state.rotate_secrets().await?;
+    if rotation.reencrypted() > 0 {
+        tracing::info!(
+            reencrypted = rotation.reencrypted(),
+            from_previous_key = rotation.from_previous,
+            from_old_format = rotation.from_legacy,
+            already_current = rotation.current,
+            key_id = %rotation.key_id,
+            "re-encrypted stored secrets under MIXSYNC_SECRET_KEY"
+        );
+    } else {
+        tracing::info!(
+            secrets = rotation.current,
+            key_id = %rotation.key_id,
+            "every stored secret is under MIXSYNC_SECRET_KEY"
+        );
+    }
+    if state.has_previous_key() {
+        tracing::info!(
+            "no stored secret needs MIXSYNC_SECRET_KEY_PREVIOUS any more: it can be unset"
+        );
+    }
+    Ok(())
 }
 
 /// Binds `config.grpc_addr` and runs control until `shutdown` is cancelled.
@@ -87,11 +118,16 @@ pub async fn run_with_listener(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let schedule: scheduler::Settings = config.scheduler;
-    let state =
-        mixsync_state::StateStore::connect(config.database_url(), &config.secret_key).await?;
+    let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
+        .with_previous(config.secret_key_previous.as_ref());
+    let state = mixsync_state::StateStore::connect_with_keys(config.database_url(), keys).await?;
     state.migrate().await?;
+    secrets_at_rest(&state).await?;
     let bus = mixsync_bus::Bus::connect(config.bus.clone()).await?;
+    // No redirects: TestTarget sends Basic credentials, which must not follow a redirect to
+    // another host (and its answer must not reveal where that was).
     let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("mixsync/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let stop = shutdown.child_token();
@@ -107,7 +143,18 @@ pub async fn run_with_listener(
         Some(bound) => ApiAccess::decide(bound, config.api_token.as_ref())?,
         None => ApiAccess::decide(config.grpc_addr, config.api_token.as_ref())?,
     };
-    tracing::info!(addr = ?addr, auth = access == ApiAccess::Token, "control listening");
+    let tls = config
+        .grpc_tls
+        .as_ref()
+        .map(GrpcTls::server_config)
+        .transpose()?;
+    let transport = GrpcTls::transport(config.grpc_tls.as_ref());
+    tracing::info!(
+        addr = ?addr,
+        auth = access == ApiAccess::Token,
+        transport = transport.as_str(),
+        "control listening"
+    );
     if access == ApiAccess::LocalOnly {
         tracing::warn!(
             addr = ?addr,
@@ -132,7 +179,7 @@ pub async fn run_with_listener(
             result
         }
     });
-    let served = server::serve(ctx, listener, config.api_token.as_ref(), stop.clone()).await;
+    let served = server::serve(ctx, listener, config.api_token.as_ref(), tls, stop.clone()).await;
     stop.cancel();
     let consumed = match consumer.await {
         Ok(result) => result.map_err(Error::from),

@@ -1,13 +1,14 @@
 //! The gRPC server: Control behind the bearer-token check, grpc.health.v1 open, and server
-//! reflection (also behind the token) so stock tools can discover the API.
+//! reflection (also behind the token) so stock tools can discover the API; over TLS or mutual
+//! TLS when configured (`crate::tls`).
 
 use mixsync_proto::v1::control_server::ControlServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::Error;
 use crate::auth::BearerAuth;
@@ -18,6 +19,7 @@ pub(crate) async fn serve(
     ctx: Context,
     listener: TcpListener,
     api_token: Option<&SecretString>,
+    tls: Option<ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let auth = BearerAuth::new(api_token);
@@ -31,7 +33,11 @@ pub(crate) async fn serve(
         .map_err(Error::Reflection)?;
     let control = ControlServer::new(ControlService::new(ctx));
     let stop = shutdown.clone();
-    let result = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(Error::Serve)?;
+    }
+    let result = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))

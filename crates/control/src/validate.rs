@@ -52,7 +52,7 @@ pub(crate) async fn open_warehouse(
         "warehouse",
     )?;
     let connection = state.warehouse_connection(warehouse_id).await?;
-    warehouse::connect(&connection.dsn)
+    warehouse::connect(&connection)
         .await
         .map_err(|e| ApiError::FailedPrecondition(format!("warehouse `{}`: {e}", stored.name)))
 }

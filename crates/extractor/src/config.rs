@@ -28,6 +28,8 @@ pub struct Config {
     pub database_url: SecretString,
     /// Decrypts warehouse passwords (`MIXSYNC_SECRET_KEY`, required).
     pub secret_key: SecretString,
+    /// The key being rotated away from (`MIXSYNC_SECRET_KEY_PREVIOUS`, optional).
+    pub secret_key_previous: Option<SecretString>,
     /// RabbitMQ (`MIXSYNC_AMQP_URL`, `MIXSYNC_QUEUE_PREFIX`).
     pub bus: BusConfig,
     /// Rows per `RowBatch` (`MIXSYNC_EXTRACT_BATCH_ROWS`, default 500, 1 to 10,000).
@@ -51,6 +53,7 @@ impl Config {
                 env,
                 "the key warehouse passwords are encrypted with (the same as control's)",
             )?,
+            secret_key_previous: mixsync_config::secret_key_previous(env)?,
             bus: BusConfig::read(env)?,
             batch_rows: env.number(
                 "MIXSYNC_EXTRACT_BATCH_ROWS",

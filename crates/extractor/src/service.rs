@@ -44,8 +44,13 @@ pub enum Error {
 /// Runs the extractor until `shutdown` is cancelled or the bus closes. An extraction in progress
 /// at shutdown is abandoned: its lease expires and control queues it again.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let state =
-        StateStore::connect(config.database_url.expose_secret(), &config.secret_key).await?;
+    let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
+        .with_previous(config.secret_key_previous.as_ref());
+    let state = StateStore::connect_with_keys(config.database_url.expose_secret(), keys).await?;
+    // A wrong key stops the extractor now, not the first run that needs a password.
+    if let mixsync_state::KeyCheck::Usable { secrets } = state.check_secret_key().await? {
+        tracing::debug!(secrets, "the secret key matches the stored secrets");
+    }
     let bus = Bus::connect(config.bus.clone()).await?;
     let mut requests = bus.consume(EXTRACT, 1).await?;
     let extractor = Extractor {
@@ -234,8 +239,8 @@ impl Extractor {
             }
             Err(e) => return Err(Outcome::Retry(e.to_string())),
         };
-        let dsn = match self.state.warehouse_connection(&plan.warehouse_id).await {
-            Ok(connection) => connection.dsn,
+        let connection = match self.state.warehouse_connection(&plan.warehouse_id).await {
+            Ok(connection) => connection,
             Err(
                 e @ (StateError::NotFound { .. }
                 | StateError::Decrypt { .. }
@@ -243,7 +248,7 @@ impl Extractor {
             ) => return Err(Outcome::Fatal(e.to_string())),
             Err(e) => return Err(Outcome::Retry(e.to_string())),
         };
-        let warehouse = warehouse::connect(&dsn)
+        let warehouse = warehouse::connect(&connection)
             .await
             .map_err(|e| Outcome::Fatal(e.to_string()))?;
         Ok((plan, warehouse))

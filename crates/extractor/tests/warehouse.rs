@@ -10,6 +10,7 @@ use mixsync_domain::civil::format_datetime;
 use mixsync_extractor::warehouse::{
     self, Batch, Column, StreamError, StreamOptions, WarehouseError,
 };
+use mixsync_state::WarehouseConnection;
 use mixsync_test_support::TestDb;
 use serde_json::json;
 use support::{count, warehouse_on};
@@ -430,9 +431,7 @@ async fn test_reports_version_and_read_only() {
 
 #[tokio::test]
 async fn connection_errors_are_clear_and_keep_the_password_out() {
-    let dsn = "postgres://postgres:hunter2@127.0.0.1:1/nowhere"
-        .to_owned()
-        .into();
+    let dsn = WarehouseConnection::from_dsn("postgres://postgres:hunter2@127.0.0.1:1/nowhere");
     let err = warehouse::connect(&dsn).await.unwrap_err();
     assert!(matches!(err, WarehouseError::Connect(_)), "{err:?}");
     assert!(
@@ -440,18 +439,21 @@ async fn connection_errors_are_clear_and_keep_the_password_out() {
             .starts_with("cannot connect to the warehouse: "),
         "{err}"
     );
+    assert!(
+        err.to_string()
+            .contains("the connection to `127.0.0.1` was refused"),
+        "{err}"
+    );
     assert!(!format!("{err} {err:?}").contains("hunter2"));
 
-    let dsn = "postgres://postgres:hunter2@127.0.0.1:5432/db?port=x"
-        .to_owned()
-        .into();
+    let dsn = WarehouseConnection::from_dsn("postgres://postgres:hunter2@127.0.0.1:5432/db?port=x");
     let err = warehouse::connect(&dsn).await.unwrap_err();
     assert!(matches!(err, WarehouseError::InvalidDsn(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("hunter2"));
 
-    let dsn = "host=127.0.0.1 user=postgres dbname=mixsync_t_does_not_exist"
-        .to_owned()
-        .into();
+    let dsn = WarehouseConnection::from_dsn(
+        "host=127.0.0.1 user=postgres dbname=mixsync_t_does_not_exist",
+    );
     let err = warehouse::connect(&dsn).await.unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -30,6 +30,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// `MIXSYNC_SECRET_KEY` (required): decrypts target secrets stored in the state database.
     pub secret_key: SecretString,
+    /// The key being rotated away from (`MIXSYNC_SECRET_KEY_PREVIOUS`, optional).
+    pub secret_key_previous: Option<SecretString>,
     /// `MIXSYNC_LOADER_PREFETCH` (default 16): RecordBatch messages held at once; with the batch
     /// size this bounds the loader's memory.
     pub prefetch: u16,
@@ -185,6 +187,7 @@ impl Config {
                 env,
                 "the key control stores target secrets with (the same as control's)",
             )?,
+            secret_key_previous: mixsync_config::secret_key_previous(env)?,
             prefetch: env.number("MIXSYNC_LOADER_PREFETCH", 16u16, 1..=u16::MAX)?,
             concurrency: env.number("MIXSYNC_LOADER_CONCURRENCY", 4usize, 1..=256)?,
             linger: millis(

@@ -158,8 +158,14 @@ async fn connect_state(config: &Config, shutdown: &CancellationToken) -> Result<
     let url = config.database_url.expose_secret();
     let mut waits = STATE_STARTING.steps_within(Duration::from_secs(30));
     loop {
-        match StateStore::connect(url, &config.secret_key).await {
-            Ok(store) => return Ok(store),
+        let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
+            .with_previous(config.secret_key_previous.as_ref());
+        match StateStore::connect_with_keys(url, keys).await {
+            Ok(store) => {
+                // A wrong key stops the loader now, not the first batch that needs a token.
+                store.check_secret_key().await?;
+                return Ok(store);
+            }
             Err(error @ (StateError::Pool(_) | StateError::Database(_))) => {
                 let Some(wait) = waits.next().filter(|_| !shutdown.is_cancelled()) else {
                     return Err(error.into());

@@ -5,7 +5,13 @@
 pub enum StateError {
     /// The database URL could not be parsed.
     #[error("invalid state database URL: {0}")]
-    InvalidUrl(#[source] tokio_postgres::Error),
+    InvalidUrl(#[source] mixsync_pg::DsnError),
+    /// The state database's TLS settings cannot be used.
+    #[error("the state database URL's TLS settings cannot be used: {0}")]
+    Tls(#[source] mixsync_pg::TlsError),
+    /// The first connection to the state database failed.
+    #[error("cannot connect to the state database: {0}")]
+    Connect(#[source] mixsync_pg::ConnectError),
     /// `MIXSYNC_SECRET_KEY` is empty.
     #[error("the secret key is empty; set MIXSYNC_SECRET_KEY to a long random string")]
     EmptySecretKey,
@@ -90,14 +96,45 @@ pub enum StateError {
         /// The unfinished run.
         run_id: String,
     },
-    /// A stored secret cannot be decrypted.
+    /// A stored secret does not decrypt under the key it names: it belongs to another row or
+    /// column, or it was altered.
     #[error(
-        "cannot decrypt the stored {what}: MIXSYNC_SECRET_KEY differs from the key it was stored with"
+        "cannot decrypt the stored {what}: it was not stored for this row and column, or it has been altered"
     )]
     Decrypt {
         /// Which secret, e.g. `password of warehouse 0190…`.
         what: String,
     },
+    /// A stored secret was encrypted under a key this process was not given.
+    #[error(
+        "cannot decrypt the stored {what}: it was stored under another MIXSYNC_SECRET_KEY (key id {key_id}); start with that key, or set it as MIXSYNC_SECRET_KEY_PREVIOUS and the new one as MIXSYNC_SECRET_KEY to rotate"
+    )]
+    WrongSecretKey {
+        /// Which secret.
+        what: String,
+        /// The id of the key it was stored under (a hash, never the key).
+        key_id: String,
+    },
+    /// Some stored secrets cannot be read with the keys given; nothing was changed.
+    #[error(
+        "MIXSYNC_SECRET_KEY does not open {unreadable} of the {total} stored secrets, e.g. {example}"
+    )]
+    SecretsUnreadable {
+        /// How many cannot be read.
+        unreadable: usize,
+        /// How many are stored.
+        total: usize,
+        /// The first one's error.
+        example: Box<StateError>,
+    },
+    /// The key could not be derived.
+    #[error("cannot derive the secret key: {0}")]
+    KeyDerivation(String),
+    /// The state database has no installation salt: control has not applied migrations yet.
+    #[error(
+        "the state database is not set up yet (no installation salt): start control, which applies the migrations"
+    )]
+    NotSetUp,
     /// A secret could not be encrypted.
     #[error("cannot encrypt the {what}")]
     Encrypt {

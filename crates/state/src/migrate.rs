@@ -37,6 +37,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_extraction_lease",
         include_str!("../migrations/0006_extraction_lease.sql"),
     ),
+    (
+        "0007_warehouse_tls_and_role",
+        include_str!("../migrations/0007_warehouse_tls_and_role.sql"),
+    ),
+    (
+        "0008_target_insecure_http",
+        include_str!("../migrations/0008_target_insecure_http.sql"),
+    ),
+    (
+        "0009_secrets_at_rest_v1",
+        include_str!("../migrations/0009_secrets_at_rest_v1.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

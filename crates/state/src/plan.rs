@@ -58,8 +58,21 @@ pub struct RunPlan {
 /// How to connect to a warehouse.
 #[derive(Debug, Clone)]
 pub struct WarehouseConnection {
-    /// A libpq key=value connection string tokio-postgres accepts, password included.
+    /// A libpq key=value connection string, password included; `sslmode` and `sslrootcert`
+    /// have libpq's meaning (see `docs/tls.md`).
     pub dsn: SecretString,
+    /// The PEM CA certificate(s) given through the API, trusted instead of `sslrootcert`.
+    pub root_cert: Option<SecretString>,
+}
+
+impl WarehouseConnection {
+    /// A connection from a DSN alone.
+    pub fn from_dsn(dsn: impl Into<String>) -> Self {
+        Self {
+            dsn: SecretString::from(dsn.into()),
+            root_cert: None,
+        }
+    }
 }
 
 /// How to reach a Mixpanel project.

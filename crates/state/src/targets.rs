@@ -31,6 +31,8 @@ pub struct TargetSpec {
     pub service_account_username: String,
     /// Service-account secret. On update, `None` keeps the stored one.
     pub service_account_secret: Option<SecretString>,
+    /// Whether a plain `http://` base URL on a host that is not loopback is accepted.
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for TargetSpec {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for TargetSpec {
                 "service_account_secret",
                 &redact(&self.service_account_secret),
             )
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }
@@ -78,6 +81,8 @@ pub struct Target {
     pub has_token: bool,
     /// Whether a service-account secret is stored.
     pub has_service_account_secret: bool,
+    /// Whether a plain `http://` base URL on a host that is not loopback is accepted.
+    pub allow_insecure_http: bool,
     /// Creation time.
     pub created_at: SystemTime,
     /// Last change.
@@ -85,7 +90,8 @@ pub struct Target {
 }
 
 const COLUMNS: &str = "id, name, project_id, residency, base_url, service_account_username, \
-     token_secret IS NOT NULL, service_account_secret IS NOT NULL, created_at, updated_at";
+     token_secret IS NOT NULL, service_account_secret IS NOT NULL, created_at, updated_at, \
+     allow_insecure_http";
 
 fn from_row(row: &Row) -> Result<Target, StateError> {
     let id: String = row.get(0);
@@ -104,6 +110,7 @@ fn from_row(row: &Row) -> Result<Target, StateError> {
         has_service_account_secret: row.get(7),
         created_at: row.get(8),
         updated_at: row.get(9),
+        allow_insecure_http: row.get(10),
         id,
     })
 }
@@ -127,18 +134,19 @@ impl StateStore {
     /// Stores a new target; its name must be unused.
     pub async fn create_target(&self, spec: &TargetSpec) -> Result<Target, StateError> {
         let id = new_id();
-        let token = self
-            .secrets
-            .seal_opt(Purpose::ProjectToken, &id, spec.token.as_ref())?;
-        let secret = self.secrets.seal_opt(
+        let token =
+            self.secrets()
+                .await?
+                .seal_opt(Purpose::ProjectToken, &id, spec.token.as_ref())?;
+        let secret = self.secrets().await?.seal_opt(
             Purpose::ServiceAccountSecret,
             &id,
             spec.service_account_secret.as_ref(),
         )?;
         let client = self.client().await?;
         let sql = format!(
-            "INSERT INTO targets (id, name, project_id, residency, base_url, service_account_username, token_secret, service_account_secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            "INSERT INTO targets (id, name, project_id, residency, base_url, service_account_username, token_secret, service_account_secret, allow_insecure_http)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         );
         let row = client
             .query_one(
@@ -152,6 +160,7 @@ impl StateStore {
                     &spec.service_account_username,
                     &token,
                     &secret,
+                    &spec.allow_insecure_http,
                 ],
             )
             .await
@@ -161,10 +170,11 @@ impl StateStore {
 
     /// Replaces a target's settings; secrets given as `None` keep their stored values.
     pub async fn update_target(&self, id: &str, spec: &TargetSpec) -> Result<Target, StateError> {
-        let token = self
-            .secrets
-            .seal_opt(Purpose::ProjectToken, id, spec.token.as_ref())?;
-        let secret = self.secrets.seal_opt(
+        let token =
+            self.secrets()
+                .await?
+                .seal_opt(Purpose::ProjectToken, id, spec.token.as_ref())?;
+        let secret = self.secrets().await?.seal_opt(
             Purpose::ServiceAccountSecret,
             id,
             spec.service_account_secret.as_ref(),
@@ -175,6 +185,7 @@ impl StateStore {
                  service_account_username = $6,
                  token_secret = COALESCE($7, token_secret),
                  service_account_secret = COALESCE($8, service_account_secret),
+                 allow_insecure_http = $9,
                  updated_at = now()
              WHERE id = $1 RETURNING {COLUMNS}"
         );
@@ -190,6 +201,7 @@ impl StateStore {
                     &spec.service_account_username,
                     &token,
                     &secret,
+                    &spec.allow_insecure_http,
                 ],
             )
             .await
@@ -263,11 +275,13 @@ impl StateStore {
             project_id: u64::try_from(project_id).map_err(|e| {
                 StateError::corrupt(format!("project id of target `{target_id}`"), e)
             })?,
-            token: self
-                .secrets
-                .open_opt(Purpose::ProjectToken, target_id, token.as_deref())?,
+            token: self.secrets().await?.open_opt(
+                Purpose::ProjectToken,
+                target_id,
+                token.as_deref(),
+            )?,
             service_account_username: row.get(3),
-            service_account_secret: self.secrets.open_opt(
+            service_account_secret: self.secrets().await?.open_opt(
                 Purpose::ServiceAccountSecret,
                 target_id,
                 secret.as_deref(),

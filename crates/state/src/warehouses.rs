@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use mixsync_pg::quote;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::Row;
 
@@ -30,8 +31,12 @@ pub struct WarehouseSpec {
     pub user: String,
     /// Password, if the server wants one.
     pub password: Option<SecretString>,
-    /// Further libpq parameters, e.g. `sslmode` → `require`.
+    /// Further libpq parameters, e.g. `sslmode` → `verify-full`.
     pub params: BTreeMap<String, String>,
+    /// PEM CA certificate(s) the server's certificate must chain to; stored encrypted.
+    pub root_cert: Option<SecretString>,
+    /// Refuse (instead of warn about) a role that could write or read server files.
+    pub require_read_only_role: bool,
 }
 
 impl std::fmt::Debug for WarehouseSpec {
@@ -44,6 +49,8 @@ impl std::fmt::Debug for WarehouseSpec {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .field("params", &self.params)
+            .field("root_cert", &self.root_cert.as_ref().map(|_| "[REDACTED]"))
+            .field("require_read_only_role", &self.require_read_only_role)
             .finish()
     }
 }
@@ -66,6 +73,7 @@ impl WarehouseSpec {
         }
         WarehouseConnection {
             dsn: SecretString::from(dsn),
+            root_cert: self.root_cert.clone(),
         }
     }
 
@@ -101,6 +109,10 @@ pub struct Warehouse {
     pub params: BTreeMap<String, String>,
     /// Whether a password is stored.
     pub has_password: bool,
+    /// Whether a CA certificate is stored.
+    pub has_root_cert: bool,
+    /// Whether a role that could write or read server files is refused.
+    pub require_read_only_role: bool,
     /// Creation time.
     pub created_at: SystemTime,
     /// Last change.
@@ -140,21 +152,7 @@ fn display_dsn(
     dsn
 }
 
-/// A libpq key=value value in single quotes, `\` and `'` escaped.
-fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\\' || c == '\'' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
-}
-
-const COLUMNS: &str = "id, name, host, port, database, username, params, password_secret IS NOT NULL, created_at, updated_at";
+const COLUMNS: &str = "id, name, host, port, database, username, params, password_secret IS NOT NULL, created_at, updated_at, ssl_root_cert_secret IS NOT NULL, require_read_only_role";
 
 fn from_row(row: &Row) -> Result<Warehouse, StateError> {
     let id: String = row.get(0);
@@ -171,6 +169,8 @@ fn from_row(row: &Row) -> Result<Warehouse, StateError> {
         user: row.get(5),
         params,
         has_password: row.get(7),
+        has_root_cert: row.get(10),
+        require_read_only_role: row.get(11),
         created_at: row.get(8),
         updated_at: row.get(9),
         id,
@@ -181,15 +181,16 @@ impl StateStore {
     /// Stores a new warehouse; its name must be unused.
     pub async fn create_warehouse(&self, spec: &WarehouseSpec) -> Result<Warehouse, StateError> {
         let id = new_id();
-        let password =
-            self.secrets
-                .seal_opt(Purpose::WarehousePassword, &id, spec.password.as_ref())?;
+        let secrets = self.secrets().await?;
+        let password = secrets.seal_opt(Purpose::WarehousePassword, &id, spec.password.as_ref())?;
+        let root_cert =
+            secrets.seal_opt(Purpose::WarehouseRootCert, &id, spec.root_cert.as_ref())?;
         let params = serde_json::to_value(&spec.params)
             .map_err(|e| StateError::corrupt("warehouse params", e))?;
         let client = self.client().await?;
         let sql = format!(
-            "INSERT INTO warehouses (id, name, host, port, database, username, params, password_secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            "INSERT INTO warehouses (id, name, host, port, database, username, params, password_secret, ssl_root_cert_secret, require_read_only_role)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         );
         let row = client
             .query_one(
@@ -203,6 +204,8 @@ impl StateStore {
                     &spec.user,
                     &params,
                     &password,
+                    &root_cert,
+                    &spec.require_read_only_role,
                 ],
             )
             .await
@@ -272,18 +275,24 @@ impl StateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT host, port, database, username, params, password_secret FROM warehouses WHERE id = $1",
+                "SELECT host, port, database, username, params, password_secret, ssl_root_cert_secret, require_read_only_role FROM warehouses WHERE id = $1",
                 &[&warehouse_id],
             )
             .await?
             .ok_or_else(|| StateError::not_found("warehouse", warehouse_id))?;
         let sealed: Option<Vec<u8>> = row.get(5);
-        let password = sealed
-            .map(|s| {
-                self.secrets
-                    .open(Purpose::WarehousePassword, warehouse_id, &s)
-            })
-            .transpose()?;
+        let sealed_root: Option<Vec<u8>> = row.get(6);
+        let secrets = if sealed.is_some() || sealed_root.is_some() {
+            Some(self.secrets().await?)
+        } else {
+            None
+        };
+        let open = |purpose, sealed: Option<Vec<u8>>| match (sealed, secrets) {
+            (Some(s), Some(secrets)) => secrets.open(purpose, warehouse_id, &s).map(Some),
+            _ => Ok(None),
+        };
+        let password = open(Purpose::WarehousePassword, sealed)?;
+        let root_cert = open(Purpose::WarehouseRootCert, sealed_root)?;
         let port: i32 = row.get(1);
         let params: serde_json::Value = row.get(4);
         let spec = WarehouseSpec {
@@ -298,6 +307,8 @@ impl StateStore {
             params: serde_json::from_value(params).map_err(|e| {
                 StateError::corrupt(format!("params of warehouse `{warehouse_id}`"), e)
             })?,
+            root_cert,
+            require_read_only_role: row.get(7),
         };
         Ok(spec.connection())
     }
@@ -318,6 +329,8 @@ mod tests {
             user: "an'a".into(),
             password: password.map(|p| SecretString::from(p.to_owned())),
             params: BTreeMap::from([("sslmode".to_owned(), "disable".to_owned())]),
+            root_cert: None,
+            require_read_only_role: false,
         }
     }
 

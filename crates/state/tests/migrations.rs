@@ -31,7 +31,10 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
             "0003_dead_letters_replays",
             "0004_schedules",
             "0005_claims_in_snapshot",
-            "0006_extraction_lease"
+            "0006_extraction_lease",
+            "0007_warehouse_tls_and_role",
+            "0008_target_insecure_http",
+            "0009_secrets_at_rest_v1",
         ]
     );
     drop(store);

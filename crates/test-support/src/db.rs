@@ -2,7 +2,7 @@
 
 use mixsync_state::StateStore;
 use secrecy::SecretString;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::cleanup::block_on_fresh_thread;
 
@@ -16,6 +16,10 @@ pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 #[derive(Debug)]
 pub struct TestDb {
     name: String,
+    /// The server, as a URL without a database (e.g. [`PG_SERVER`]).
+    server: String,
+    /// What the test's own connections add to the URL (e.g. `?sslmode=require`).
+    params: String,
 }
 
 impl TestDb {
@@ -44,11 +48,29 @@ impl TestDb {
     ///
     /// When Postgres refuses the `CREATE DATABASE`.
     pub async fn create_exactly(name: String) -> Self {
+        Self::create_on(PG_SERVER, "", name).await
+    }
+
+    /// A new empty database `name` on `server` (a URL without a database); the test's own
+    /// connections append `params` (e.g. `?sslmode=require`) to the URL.
+    ///
+    /// # Panics
+    ///
+    /// When the server refuses the `CREATE DATABASE`.
+    pub async fn create_on(server: &str, params: &str, name: String) -> Self {
         // The guard exists before the database does, so a failure below still drops it.
-        let db = Self { name };
-        admin(&format!("CREATE DATABASE {}", db.name))
-            .await
-            .unwrap_or_else(|e| panic!("cannot create the test database {}: {e}", db.name));
+        let db = Self {
+            name,
+            server: server.to_owned(),
+            params: params.to_owned(),
+        };
+        admin(
+            &db.server,
+            &db.params,
+            &format!("CREATE DATABASE {}", db.name),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the test database {}: {e}", db.name));
         db
     }
 
@@ -56,7 +78,11 @@ impl TestDb {
     /// the database is dropped with the guard, whether or not it was ever created.
     #[must_use]
     pub fn adopt(name: String) -> Self {
-        Self { name }
+        Self {
+            name,
+            server: PG_SERVER.to_owned(),
+            params: String::new(),
+        }
     }
 
     /// A new database `mixsync_t_<random>` in which `setup` (SQL statements) has run.
@@ -76,10 +102,10 @@ impl TestDb {
         &self.name
     }
 
-    /// The database as a `postgres://` URL.
+    /// The database as a `postgres://` URL (without the test's own parameters).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("{PG_SERVER}/{}", self.name)
+        format!("{}/{}", self.server, self.name)
     }
 
     /// The database as a key=value DSN.
@@ -97,7 +123,7 @@ impl TestDb {
     ///
     /// When Postgres cannot be reached.
     pub async fn client(&self) -> Client {
-        connect(&self.url())
+        connect(&format!("{}{}", self.url(), self.params))
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name))
     }
@@ -118,8 +144,9 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let (server, params) = (self.server.clone(), self.params.clone());
         block_on_fresh_thread(&format!("database {}", self.name), move || async move {
-            admin(&sql).await.map_err(|e| e.to_string())
+            admin(&server, &params, &sql).await
         });
     }
 }
@@ -138,12 +165,22 @@ pub async fn database_exists(name: &str) -> bool {
         .is_some()
 }
 
-async fn admin(sql: &str) -> Result<(), tokio_postgres::Error> {
-    connect(ADMIN_URL).await?.batch_execute(sql).await
+/// Runs `sql` on the maintenance database of `server`.
+async fn admin(server: &str, params: &str, sql: &str) -> Result<(), String> {
+    connect(&format!("{server}/postgres{params}"))
+        .await?
+        .batch_execute(sql)
+        .await
+        .map_err(|e| e.to_string())
 }
 
-async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+/// A connection as the services make them (`sslmode` and `sslrootcert` understood).
+async fn connect(url: &str) -> Result<Client, String> {
+    let (client, connection) = mixsync_pg::PgConfig::parse(url)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -26,6 +26,8 @@ pub fn warehouse_spec(name: &str) -> WarehouseSpec {
         user: "analytics".into(),
         password: Some(key("warehouse-password-123")),
         params: BTreeMap::new(),
+        root_cert: None,
+        require_read_only_role: false,
     }
 }
 
@@ -40,6 +42,8 @@ pub fn local_warehouse_spec(name: &str, database: &str) -> WarehouseSpec {
         user: "postgres".into(),
         password: None,
         params: BTreeMap::new(),
+        root_cert: None,
+        require_read_only_role: false,
     }
 }
 
@@ -54,6 +58,7 @@ pub fn target_spec(name: &str) -> TargetSpec {
         token: Some(key("project-token-abc")),
         service_account_username: "sa.user".into(),
         service_account_secret: Some(key("sa-secret-xyz")),
+        allow_insecure_http: false,
     }
 }
 

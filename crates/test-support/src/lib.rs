@@ -8,14 +8,18 @@
 mod cleanup;
 pub mod db;
 pub mod fixtures;
+pub mod pki;
 pub mod queues;
 mod service;
+pub mod tls_pg;
 
 use std::time::Duration;
 
 pub use db::{ADMIN_URL, PG_SERVER, TestDb, database_exists};
+pub use pki::TestPki;
 pub use queues::{QueueMessages, TestQueues, queue_depths, queue_messages};
 pub use service::RunningService;
+pub use tls_pg::TlsPostgres;
 
 /// How long a test waits for something that should happen; only reached when a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);

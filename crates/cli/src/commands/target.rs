@@ -39,9 +39,14 @@ pub(crate) struct SpecArgs {
     /// Data residency: us, eu or in (ignored when --base-url is given).
     #[arg(long, default_value = "us")]
     residency: String,
-    /// An explicit API base URL, e.g. the emulator's `http://127.0.0.1:3900`.
+    /// An explicit API base URL, e.g. the emulator's `http://127.0.0.1:3900`; https:// unless
+    /// the host is loopback or --allow-insecure-http is given.
     #[arg(long, default_value = "")]
     base_url: String,
+    /// Accept a plain http:// --base-url on another machine: the project token and
+    /// service-account secret then cross the network unencrypted.
+    #[arg(long)]
+    allow_insecure_http: bool,
     /// The project token; prefer MIXSYNC_PROJECT_TOKEN.
     #[arg(long, env = "MIXSYNC_PROJECT_TOKEN", hide_env_values = true)]
     token: String,
@@ -69,7 +74,15 @@ impl SpecArgs {
             token: self.token.clone(),
             service_account_username: self.service_account.clone(),
             service_account_secret: self.service_account_secret.clone(),
+            allow_insecure_http: self.allow_insecure_http,
         })
+    }
+}
+
+/// Warnings on stderr (so `-o json` stays parseable) for targets that send credentials in clear.
+fn warn_insecure(targets: &[Target]) {
+    for warning in targets.iter().filter_map(Target::insecure_warning) {
+        eprintln!("{warning}");
     }
 }
 
@@ -109,6 +122,7 @@ pub(crate) async fn run(
                 .map_err(status_error)?
                 .into_inner();
             let t = Target::from(&created.target.unwrap_or_default());
+            warn_insecure(std::slice::from_ref(&t));
             output.print(&t, || format!("created target {} ({})\n", t.name, t.id));
         }
         TargetCommand::Update { id_or_name, spec } => {
@@ -126,6 +140,7 @@ pub(crate) async fn run(
                 .map_err(status_error)?
                 .into_inner();
             let t = Target::from(&updated.target.unwrap_or_default());
+            warn_insecure(std::slice::from_ref(&t));
             output.print(&t, || format!("updated target {} ({})\n", t.name, t.id));
         }
         TargetCommand::Get { id_or_name } => {
@@ -134,6 +149,7 @@ pub(crate) async fn run(
                 "target",
                 &id_or_name,
             )?);
+            warn_insecure(std::slice::from_ref(&t));
             output.print(&t, || list_text(std::slice::from_ref(&t)));
         }
         TargetCommand::List => {
@@ -142,6 +158,7 @@ pub(crate) async fn run(
                 .iter()
                 .map(Target::from)
                 .collect();
+            warn_insecure(&all);
             output.print(&all, || list_text(&all));
         }
         TargetCommand::Delete { id_or_name } => {

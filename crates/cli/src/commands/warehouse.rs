@@ -46,11 +46,26 @@ pub(crate) struct SpecArgs {
         default_value = ""
     )]
     password: String,
+    /// A PEM file with the CA certificate(s) the server's certificate must chain to; sent and
+    /// stored encrypted with the warehouse (use `sslrootcert=` in the DSN for a file the
+    /// services can read themselves).
+    #[arg(long, value_name = "FILE")]
+    ssl_root_cert: Option<std::path::PathBuf>,
+    /// Refuse the warehouse, instead of warning, when its role is a superuser, may write to
+    /// some table, or may call functions that read server files or reach other servers.
+    #[arg(long)]
+    require_read_only_role: bool,
 }
 
 impl SpecArgs {
-    fn spec(&self) -> pb::WarehouseSpec {
-        pb::WarehouseSpec {
+    fn spec(&self) -> anyhow::Result<pb::WarehouseSpec> {
+        let ssl_root_cert = match &self.ssl_root_cert {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("--ssl-root-cert {}: cannot read it: {e}", path.display())
+            })?,
+            None => String::new(),
+        };
+        Ok(pb::WarehouseSpec {
             name: self.name.clone(),
             dsn: self.dsn.clone(),
             host: self.host.clone(),
@@ -58,7 +73,16 @@ impl SpecArgs {
             database: self.database.clone(),
             user: self.user.clone(),
             password: self.password.clone(),
-        }
+            ssl_root_cert,
+            require_read_only_role: self.require_read_only_role,
+        })
+    }
+}
+
+/// Prints each warning on stderr, so `-o json` output on stdout stays parseable.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -86,11 +110,12 @@ pub(crate) async fn run(
         WarehouseCommand::Create(args) => {
             let created = control
                 .create_warehouse(pb::CreateWarehouseRequest {
-                    warehouse: Some(args.spec()),
+                    warehouse: Some(args.spec()?),
                 })
                 .await
                 .map_err(status_error)?
                 .into_inner();
+            warn(&created.warnings);
             let w = Warehouse::from(&created.warehouse.unwrap_or_default());
             output.print(&w, || format!("created warehouse {} ({})\n", w.name, w.id));
         }
@@ -138,8 +163,24 @@ pub(crate) async fn run(
                 .await
                 .map_err(status_error)?
                 .into_inner();
+            warn(&report.warnings);
             let checks: Vec<views::Check> = report.checks.iter().map(views::Check::from).collect();
-            let value = serde_json::json!({"ok": report.ok, "server_version": report.server_version, "checks": checks});
+            let tls = report.tls.as_ref().map(|t| {
+                serde_json::json!({
+                    "encrypted": t.encrypted,
+                    "version": t.version,
+                    "cipher": t.cipher,
+                    "certificate_verified": t.certificate_verified,
+                    "host_name_verified": t.host_name_verified,
+                })
+            });
+            let value = serde_json::json!({
+                "ok": report.ok,
+                "server_version": report.server_version,
+                "checks": checks,
+                "tls": tls,
+                "warnings": report.warnings,
+            });
             output.print(&value, || views::checks_text(&checks));
             if !report.ok {
                 anyhow::bail!("warehouse `{id_or_name}` failed its checks");

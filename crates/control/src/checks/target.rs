@@ -39,12 +39,23 @@ pub(crate) async fn test_target(http: &reqwest::Client, probe: &TargetProbe) -> 
         Err(e) => {
             checks.push(Check::fail(
                 "service_account",
-                format!("cannot reach Mixpanel at {url}: {}", error_chain(&e)),
+                format!("cannot reach Mixpanel at {url}: {}", http_failure(&e)),
             ));
             return checks;
         }
     };
     let status = response.status();
+    if status.is_redirection() {
+        checks.push(Check::fail(
+            "service_account",
+            format!(
+                "{url} answered with a redirect (HTTP {}), which mixsync does not follow with \
+                 credentials: give the base URL the API is really served at",
+                status.as_u16()
+            ),
+        ));
+        return checks;
+    }
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         checks.push(Check::fail(
             "service_account",
@@ -121,15 +132,64 @@ fn project_check(user: &str, project_id: u64, projects: &serde_json::Map<String,
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+/// What went wrong with a request, in words: refused, timed out, not resolved, TLS (and which
+/// certificate problem). Never the addresses a name resolved to, nor a URL other than
+/// the one the caller gave (a redirect's target could be an internal address).
+pub(crate) fn http_failure(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} s (timed out)", TIMEOUT.as_secs());
     }
-    out
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut text = String::new();
+    while let Some(cause) = source {
+        if let Some(tls) = as_rustls(cause) {
+            return format!("TLS failed: {}", tls_failure(tls));
+        }
+        text.push_str(&cause.to_string());
+        text.push(' ');
+        source = cause.source();
+    }
+    if text.contains("Connection refused") {
+        "the connection was refused (nothing listens on that port)".into()
+    } else if text.contains("dns error") || text.contains("lookup") {
+        "the host name does not resolve".into()
+    } else if text.contains("timed out") {
+        "the connection timed out".into()
+    } else if text.contains("unreachable") {
+        "the host is unreachable from here".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// The rustls error inside `e` (tokio-rustls wraps it in an `io::Error`).
+fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>().or_else(|| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    })
+}
+
+fn tls_failure(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "the server's certificate is not signed by a trusted CA".into()
+        }
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => "the server's certificate is not valid for this host name".into(),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired".into()
+        }
+        rustls::Error::InvalidCertificate(other) => {
+            format!("the server's certificate was refused ({other:?})")
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub(crate) use failed_records::{
 };
 pub(crate) use runs::{run_filter, run_progress, run_to_proto};
 pub(crate) use targets::{Secrets, target_spec, target_to_proto};
-pub(crate) use warehouses::{warehouse_spec, warehouse_to_proto};
+pub(crate) use warehouses::{tls_to_proto, warehouse_spec, warehouse_to_proto};
 
 use mixsync_state::PageRequest;
 

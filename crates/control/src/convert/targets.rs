@@ -16,7 +16,7 @@ pub(crate) enum Secrets {
 }
 
 /// A target spec from the wire, checked: project id a positive number, token 1–64 bytes of
-/// `[A-Za-z0-9_-]`, base URL http(s).
+/// `[A-Za-z0-9_-]`, base URL https (or http on loopback, or with `allow_insecure_http`).
 pub(crate) fn target_spec(
     spec: &v1::TargetSpec,
     prefix: &str,
@@ -37,7 +37,10 @@ pub(crate) fn target_spec(
         .get();
     let base_url = match spec.base_url.trim() {
         "" => None,
-        url => Some(base_url(url).map_err(|m| ApiError::invalid(field("base_url"), m))?),
+        url => Some(
+            base_url(url, spec.allow_insecure_http)
+                .map_err(|m| ApiError::invalid(field("base_url"), m))?,
+        ),
     };
     let residency = residency(spec.residency(), base_url.is_some(), &field("residency"))?;
     let token = secret(&spec.token, secrets, &field("token"))?;
@@ -61,6 +64,7 @@ pub(crate) fn target_spec(
             secrets,
             &field("service_account_secret"),
         )?,
+        allow_insecure_http: spec.allow_insecure_http,
     })
 }
 
@@ -88,8 +92,9 @@ fn secret(value: &str, secrets: Secrets, field: &str) -> ApiResult<Option<Secret
     }
 }
 
-/// An explicit API base URL: http or https, with a host, no query; without trailing slash.
-fn base_url(url: &str) -> Result<String, String> {
+/// An explicit API base URL: https, or http on a loopback host or when `allow_insecure` (every
+/// request carries the project's credentials), with a host, no query; without trailing slash.
+fn base_url(url: &str, allow_insecure: bool) -> Result<String, String> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| format!("`{url}` is not a URL ({e}); e.g. http://127.0.0.1:3900"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -103,7 +108,26 @@ fn base_url(url: &str) -> Result<String, String> {
             "`{url}` must not carry credentials, a query or a fragment"
         ));
     }
+    if parsed.scheme() == "http" && !allow_insecure && !is_loopback(&parsed) {
+        return Err(format!(
+            "`{url}` is plain http:// on a host that is not loopback: the project token and \
+             service-account secret would cross the network unencrypted. Use https://, or set \
+             allow_insecure_http (CLI: --allow-insecure-http) to accept that"
+        ));
+    }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Whether the URL's host is this machine: `localhost` or a loopback address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// A stored target on the wire; never the token or the secret.
@@ -122,6 +146,7 @@ pub(crate) fn target_to_proto(t: &Target) -> v1::Target {
         service_account_username: t.service_account_username.clone(),
         has_token: t.has_token,
         has_service_account_secret: t.has_service_account_secret,
+        allow_insecure_http: t.allow_insecure_http,
         created_at: Some(timestamp(t.created_at)),
         updated_at: Some(timestamp(t.updated_at)),
     }
@@ -140,6 +165,7 @@ mod tests {
             token: "0123abcd".into(),
             service_account_username: "sa".into(),
             service_account_secret: "s".into(),
+            allow_insecure_http: false,
         }
     }
 
@@ -194,5 +220,36 @@ mod tests {
         s.base_url = "http://127.0.0.1:3900/".into();
         let out = target_spec(&s, "target", Secrets::Required).unwrap();
         assert_eq!(out.base_url.as_deref(), Some("http://127.0.0.1:3900"));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_allowed() {
+        let mut s = spec();
+        for url in [
+            "http://localhost:3900",
+            "http://127.0.0.1",
+            "http://[::1]:3900",
+            "https://mixpanel.internal",
+        ] {
+            s.base_url = url.into();
+            assert!(
+                target_spec(&s, "target", Secrets::Required).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://mixpanel.internal",
+            "http://10.0.0.5:8080",
+            "http://[::2]",
+        ] {
+            s.base_url = url.into();
+            let err = target_spec(&s, "target", Secrets::KeepIfEmpty).unwrap_err();
+            assert!(err.to_string().starts_with("target.base_url:"), "{err}");
+            assert!(err.to_string().contains("allow_insecure_http"), "{err}");
+            s.allow_insecure_http = true;
+            let out = target_spec(&s, "target", Secrets::KeepIfEmpty).unwrap();
+            assert!(out.allow_insecure_http, "{url}");
+            s.allow_insecure_http = false;
+        }
     }
 }

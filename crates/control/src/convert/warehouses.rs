@@ -1,12 +1,13 @@
 //! Warehouses on the wire.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
+use mixsync_extractor::warehouse::TlsReport;
+use mixsync_pg::{PgConfig, RootCert, Verification};
 use mixsync_proto::v1;
 use mixsync_state::{Warehouse, WarehouseSpec};
 use secrecy::SecretString;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
 use super::{required, timestamp};
 use crate::errors::{ApiError, ApiResult};
@@ -26,6 +27,8 @@ pub(crate) fn warehouse_spec(spec: &v1::WarehouseSpec, prefix: &str) -> ApiResul
         user: String::new(),
         password: None,
         params: BTreeMap::new(),
+        root_cert: None,
+        require_read_only_role: spec.require_read_only_role,
     };
     if !spec.dsn.trim().is_empty() {
         apply_dsn(&mut out, spec.dsn.trim()).map_err(|m| ApiError::invalid(field("dsn"), m))?;
@@ -41,6 +44,12 @@ pub(crate) fn warehouse_spec(spec: &v1::WarehouseSpec, prefix: &str) -> ApiResul
     }
     if !spec.password.is_empty() {
         out.password = Some(SecretString::from(spec.password.clone()));
+    }
+    if !spec.ssl_root_cert.trim().is_empty() {
+        let pem = spec.ssl_root_cert.trim().to_owned();
+        mixsync_pg::roots(&RootCert::Pem(pem.clone()))
+            .map_err(|e| ApiError::invalid(field("ssl_root_cert"), e.to_string()))?;
+        out.root_cert = Some(SecretString::from(pem));
     }
     if out.host.is_empty() {
         return Err(ApiError::invalid(
@@ -69,8 +78,9 @@ fn override_if_set(target: &mut String, value: &str) {
 
 fn apply_dsn(out: &mut WarehouseSpec, dsn: &str) -> Result<(), String> {
     // The parser's message never quotes the DSN, so the password stays out of errors.
-    let config = tokio_postgres::Config::from_str(dsn)
+    let pg = PgConfig::parse(dsn)
         .map_err(|e| format!("does not parse as `postgres://user[:password]@host[:port]/database` or libpq key=value: {e}"))?;
+    let config = pg.config();
     match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone_into(&mut out.host),
         #[cfg(unix)]
@@ -91,13 +101,23 @@ fn apply_dsn(out: &mut WarehouseSpec, dsn: &str) -> Result<(), String> {
             .map_err(|_| "the password is not valid UTF-8".to_owned())?;
         out.password = Some(SecretString::from(password));
     }
-    let ssl = match config.get_ssl_mode() {
-        SslMode::Disable => Some("disable"),
-        SslMode::Require => Some("require"),
-        _ => None,
-    };
-    if let Some(ssl) = ssl {
-        out.params.insert("sslmode".into(), ssl.into());
+    // `prefer`, libpq's default and ours, is left implicit so a DSN without TLS settings reads
+    // back as it was given.
+    if pg.ssl_mode() != mixsync_pg::SslMode::Prefer {
+        out.params
+            .insert("sslmode".into(), pg.ssl_mode().as_str().into());
+    }
+    match pg.root_cert() {
+        Some(RootCert::File(path)) => {
+            let path = path
+                .to_str()
+                .ok_or_else(|| "the sslrootcert path is not valid UTF-8".to_owned())?;
+            out.params.insert("sslrootcert".into(), path.into());
+        }
+        Some(RootCert::System) => {
+            out.params.insert("sslrootcert".into(), "system".into());
+        }
+        Some(RootCert::Pem(_)) | None => {}
     }
     if let Some(timeout) = config.get_connect_timeout() {
         out.params.insert(
@@ -119,8 +139,23 @@ pub(crate) fn warehouse_to_proto(w: &Warehouse) -> v1::Warehouse {
         database: w.database.clone(),
         user: w.user.clone(),
         has_password: w.has_password,
+        has_ssl_root_cert: w.has_root_cert,
+        require_read_only_role: w.require_read_only_role,
         created_at: Some(timestamp(w.created_at)),
         updated_at: Some(timestamp(w.updated_at)),
+    }
+}
+
+/// How a tested connection was protected, on the wire.
+pub(crate) fn tls_to_proto(tls: &TlsReport) -> v1::WarehouseTls {
+    let encrypted = tls.encrypted == Some(true);
+    v1::WarehouseTls {
+        encrypted,
+        version: tls.version.clone(),
+        cipher: tls.cipher.clone(),
+        certificate_verified: encrypted && tls.verification != Verification::None,
+        host_name_verified: encrypted && tls.verification == Verification::ChainAndHost,
+        summary: tls.describe(),
     }
 }
 
@@ -185,5 +220,51 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("warehouse.dsn:"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn tls_parameters_keep_libpq_names_and_a_bad_ca_is_refused() {
+        let spec = v1::WarehouseSpec {
+            name: "wh".into(),
+            dsn: "postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem".into(),
+            ..Default::default()
+        };
+        let out = warehouse_spec(&spec, "warehouse").unwrap();
+        assert_eq!(out.params["sslmode"], "verify-full");
+        assert_eq!(out.params["sslrootcert"], "/etc/ssl/rds.pem");
+        assert!(
+            out.display_dsn()
+                .ends_with("?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem")
+        );
+
+        let err = warehouse_spec(
+            &v1::WarehouseSpec {
+                name: "wh".into(),
+                dsn: "postgres://u@h/db?sslmode=verify_full".into(),
+                ..Default::default()
+            },
+            "warehouse",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sslmode `verify_full` is not one of"),
+            "{err}"
+        );
+
+        let err = warehouse_spec(
+            &v1::WarehouseSpec {
+                name: "wh".into(),
+                dsn: "postgres://u@h/db".into(),
+                ssl_root_cert: "not a certificate".into(),
+                ..Default::default()
+            },
+            "warehouse",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("warehouse.ssl_root_cert:"),
+            "{err}"
+        );
     }
 }

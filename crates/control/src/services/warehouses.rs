@@ -4,7 +4,7 @@ use mixsync_proto::v1::{self, test_warehouse_request};
 
 use super::Context;
 use crate::checks::{checks_to_proto, first_failure, test_warehouse};
-use crate::convert::{page, warehouse_spec, warehouse_to_proto};
+use crate::convert::{page, tls_to_proto, warehouse_spec, warehouse_to_proto};
 use crate::errors::{ApiError, ApiResult};
 
 pub(crate) async fn create(
@@ -38,6 +38,7 @@ pub(crate) async fn create(
     tracing::info!(id = %warehouse.id, name = %warehouse.name, "warehouse created");
     Ok(v1::CreateWarehouseResponse {
         warehouse: Some(warehouse_to_proto(&warehouse)),
+        warnings: report.warnings,
     })
 }
 
@@ -92,5 +93,7 @@ pub(crate) async fn test(
         ok: first_failure(&report.checks).is_none(),
         checks: checks_to_proto(&report.checks),
         server_version: report.server_version,
+        tls: report.tls.as_ref().map(tls_to_proto),
+        warnings: report.warnings,
     })
 }

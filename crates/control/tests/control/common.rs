@@ -48,6 +48,8 @@ impl Harness {
             api_token: token.map(|t| SecretString::from(t.to_owned())),
             database_url: SecretString::from(db_url.clone()),
             secret_key: SecretString::from("test-secret-key".to_owned()),
+            secret_key_previous: None,
+            grpc_tls: None,
             bus: bus_config.clone(),
             scheduler: Default::default(),
         };
@@ -147,6 +149,7 @@ impl Harness {
             token: "demo-token".into(),
             service_account_username: "demo-sa".into(),
             service_account_secret: "demo-secret".into(),
+            allow_insecure_http: false,
         }
     }
 

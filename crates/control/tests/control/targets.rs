@@ -226,3 +226,88 @@ async fn targets_never_return_secrets_and_updates_keep_them() {
     assert_eq!(gone.code(), Code::NotFound);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn plain_http_to_another_machine_needs_allow_insecure_http_and_failures_are_named() {
+    let h = Harness::start(None).await;
+    let mut client = h.client().await;
+    let mut spec = h.target_spec("insecure");
+    spec.base_url = "http://mixpanel.invalid:8080".into();
+    let refused = client
+        .create_target(v1::CreateTargetRequest {
+            target: Some(spec.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().starts_with("target.base_url:")
+            && refused.message().contains("allow_insecure_http"),
+        "{refused:?}"
+    );
+
+    // Allowed, the URL passes validation and TestTarget says what failed, in words.
+    spec.allow_insecure_http = true;
+    let report = client
+        .test_target(v1::TestTargetRequest {
+            target: Some(test_target_request::Target::Spec(spec.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = report.checks.iter().find(|c| !c.ok).unwrap();
+    assert_eq!(
+        failed.message,
+        "cannot reach Mixpanel at http://mixpanel.invalid:8080/api/app/me: the host name does not resolve",
+        "{report:?}"
+    );
+
+    // Nothing listening: refused, named as such.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    spec.base_url = format!("http://127.0.0.1:{port}");
+    let report = client
+        .test_target(v1::TestTargetRequest {
+            target: Some(test_target_request::Target::Spec(spec.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = report.checks.iter().find(|c| !c.ok).unwrap();
+    assert!(
+        failed
+            .message
+            .ends_with("the connection was refused (nothing listens on that port)"),
+        "{report:?}"
+    );
+
+    // The emulator, stored with the flag: it comes back on the target.
+    let mut spec = h.target_spec("emulator");
+    spec.allow_insecure_http = true;
+    let target = client
+        .create_target(v1::CreateTargetRequest { target: Some(spec) })
+        .await
+        .unwrap()
+        .into_inner()
+        .target
+        .unwrap();
+    assert!(target.allow_insecure_http);
+
+    // An update to plain http on another host without the flag is refused too.
+    let mut spec = h.target_spec("emulator");
+    spec.base_url = "http://10.1.2.3".into();
+    let refused = client
+        .update_target(v1::UpdateTargetRequest {
+            id: target.id,
+            target: Some(spec),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("allow_insecure_http"),
+        "{refused:?}"
+    );
+    h.stop().await;
+}

@@ -1,6 +1,5 @@
 //! What talking to a warehouse can fail with. Messages never include the DSN.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 /// An error from the warehouse. The `Display` text is what a user sees on a failed run.
@@ -12,9 +11,9 @@ pub enum WarehouseError {
     /// Connecting took longer than the connect timeout.
     #[error("cannot connect to the warehouse: no answer within {0:?}")]
     ConnectTimeout(Duration),
-    /// The connection could not be opened (unreachable, authentication failed, …).
+    /// The connection could not be opened (unreachable, TLS, authentication, …).
     #[error("cannot connect to the warehouse: {0}")]
-    Connect(String),
+    Connect(mixsync_pg::ConnectError),
     /// The database refused a statement; `message` is its own message.
     #[error("the warehouse refused the query: {message} (SQLSTATE {code})")]
     Database {
@@ -76,24 +75,9 @@ impl WarehouseError {
             None => Self::Connection(chain(e)),
         }
     }
-
-    /// Classifies an error of opening a connection.
-    pub(crate) fn from_connect(e: &tokio_postgres::Error) -> Self {
-        match e.as_db_error() {
-            Some(db) => Self::Connect(db.message().to_owned()),
-            None => Self::Connect(chain(e)),
-        }
-    }
 }
 
 /// `e` and its causes, `: `-separated ("error connecting to server: Connection refused").
 pub(crate) fn chain(e: &tokio_postgres::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
+    mixsync_pg::chain(e)
 }

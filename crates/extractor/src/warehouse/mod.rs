@@ -16,9 +16,11 @@ mod stream;
 use std::time::Duration;
 
 use mixsync_domain::Value;
-use secrecy::{ExposeSecret as _, SecretString};
+use mixsync_pg::{PgConfig, RootCert, Verification};
+use mixsync_state::WarehouseConnection;
+use secrecy::ExposeSecret as _;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 pub use error::WarehouseError;
 pub use stream::{Batch, StreamError, StreamOptions, StreamSummary};
@@ -46,21 +48,65 @@ pub struct TestReport {
     pub server_version: String,
     /// Whether a `READ ONLY` transaction could be opened and reports itself read-only.
     pub read_only_ok: bool,
+    /// How the connection is protected.
+    pub tls: TlsReport,
+}
+
+/// How a warehouse connection is protected, as the server reports it (`pg_stat_ssl`) and as
+/// the `sslmode` checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsReport {
+    /// Whether the connection is encrypted; `None` when the server does not say (no
+    /// `pg_stat_ssl`, e.g. a Postgres-compatible warehouse that lacks it).
+    pub encrypted: Option<bool>,
+    /// The TLS version, e.g. `TLSv1.3`; empty when not encrypted or not known.
+    pub version: String,
+    /// The cipher, e.g. `TLS_AES_256_GCM_SHA384`; empty when not encrypted or not known.
+    pub cipher: String,
+    /// What was checked of the server's certificate.
+    pub verification: Verification,
+}
+
+impl TlsReport {
+    /// One sentence for the user.
+    pub fn describe(&self) -> String {
+        let checked = match self.verification {
+            Verification::ChainAndHost => {
+                "the server's certificate was verified against the CA and the host name"
+            }
+            Verification::Chain => {
+                "the server's certificate was verified against the CA (the host name was not checked: use sslmode=verify-full for that)"
+            }
+            Verification::None => {
+                "the server's certificate was not verified (use sslmode=verify-full with the server's CA in sslrootcert)"
+            }
+        };
+        match self.encrypted {
+            Some(true) => format!("encrypted with {} ({}); {checked}", self.version, self.cipher),
+            Some(false) => "not encrypted: the connection is plain TCP (set sslmode=verify-full, or at least require)".into(),
+            None => "the server does not report whether the connection is encrypted".into(),
+        }
+    }
 }
 
 /// One open connection to a warehouse. Calls are serialized: one statement at a time.
 #[derive(Debug)]
 pub struct Warehouse {
     client: Mutex<Client>,
+    verification: Verification,
 }
 
-/// Connects to the warehouse at `dsn` (a `postgres://` URL or a libpq `key=value` string)
-/// without TLS, giving up after the DSN's `connect_timeout` or [`CONNECT_TIMEOUT`].
-pub async fn connect(dsn: &SecretString) -> Result<Warehouse, WarehouseError> {
-    let mut config: tokio_postgres::Config = dsn
-        .expose_secret()
-        .parse()
-        .map_err(|e| WarehouseError::InvalidDsn(error::chain(&e)))?;
+/// Connects to a warehouse: its DSN (a `postgres://` URL or a libpq `key=value` string) with
+/// libpq's `sslmode` and `sslrootcert` (see `docs/tls.md`), and the CA certificate given
+/// through the API when there is one. Gives up after the DSN's `connect_timeout` or
+/// [`CONNECT_TIMEOUT`].
+pub async fn connect(connection: &WarehouseConnection) -> Result<Warehouse, WarehouseError> {
+    let mut pg = PgConfig::parse(connection.dsn.expose_secret())
+        .map_err(|e| WarehouseError::InvalidDsn(e.to_string()))?;
+    if let Some(pem) = &connection.root_cert {
+        pg.set_root_cert(RootCert::Pem(pem.expose_secret().to_owned()));
+    }
+    let config = pg.config_mut();
     let timeout = config
         .get_connect_timeout()
         .copied()
@@ -69,10 +115,10 @@ pub async fn connect(dsn: &SecretString) -> Result<Warehouse, WarehouseError> {
     if config.get_application_name().is_none() {
         config.application_name("mixsync");
     }
-    let (client, connection) = tokio::time::timeout(timeout, config.connect(NoTls))
+    let (client, connection) = tokio::time::timeout(timeout, pg.connect())
         .await
         .map_err(|_| WarehouseError::ConnectTimeout(timeout))?
-        .map_err(|e| WarehouseError::from_connect(&e))?;
+        .map_err(WarehouseError::Connect)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %error::chain(&e), "warehouse connection ended");
@@ -80,6 +126,7 @@ pub async fn connect(dsn: &SecretString) -> Result<Warehouse, WarehouseError> {
     });
     Ok(Warehouse {
         client: Mutex::new(client),
+        verification: pg.verification(),
     })
 }
 
@@ -101,6 +148,7 @@ impl Warehouse {
     /// Opens a `READ ONLY` transaction and reads the server version in it.
     pub async fn test(&self) -> Result<TestReport, WarehouseError> {
         let mut client = self.client.lock().await;
+        let tls = tls_report(&client, self.verification).await;
         let tx = read_only(&mut client, PREVIEW_STATEMENT_TIMEOUT).await?;
         let row = tx
             .query_one(
@@ -115,6 +163,7 @@ impl Warehouse {
         Ok(TestReport {
             server_version,
             read_only_ok: read_only == "on",
+            tls,
         })
     }
 
@@ -215,4 +264,35 @@ fn no_params() -> std::iter::Empty<&'static str> {
 
 fn pg(e: tokio_postgres::Error) -> WarehouseError {
     WarehouseError::from_postgres(&e)
+}
+
+/// What the server says of this connection's TLS (`pg_stat_ssl`, Postgres 9.5 and later).
+async fn tls_report(client: &Client, verification: Verification) -> TlsReport {
+    let row = client
+        .query_opt(
+            "SELECT ssl, coalesce(version, ''), coalesce(cipher, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(Some(row)) => {
+            let encrypted: bool = row.try_get(0).unwrap_or(false);
+            TlsReport {
+                encrypted: Some(encrypted),
+                version: row.try_get(1).unwrap_or_default(),
+                cipher: row.try_get(2).unwrap_or_default(),
+                verification: if encrypted {
+                    verification
+                } else {
+                    Verification::None
+                },
+            }
+        }
+        _ => TlsReport {
+            encrypted: None,
+            version: String::new(),
+            cipher: String::new(),
+            verification,
+        },
+    }
 }

@@ -10,7 +10,9 @@ use mixsync_test_support::TestDb;
 
 /// A warehouse connection to `db`.
 pub async fn warehouse_on(db: &TestDb) -> Warehouse {
-    warehouse::connect(&db.dsn().into()).await.unwrap()
+    warehouse::connect(&mixsync_state::WarehouseConnection::from_dsn(db.dsn()))
+        .await
+        .unwrap()
 }
 
 /// `SELECT count(*) FROM <table>` in `db`.

@@ -38,6 +38,7 @@ pub fn start_extractor_bounded(
     let config = Config {
         database_url: state_db.url().into(),
         secret_key: SECRET_KEY.to_owned().into(),
+        secret_key_previous: None,
         bus: mixsync_bus::BusConfig {
             url: mixsync_test_support::queues::amqp_url(),
             prefix: bus.prefix().to_owned(),
