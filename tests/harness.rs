@@ -282,6 +282,29 @@ impl World {
         std::fs::read_to_string(self.log_dir.join(format!("{service}.log"))).unwrap_or_default()
     }
 
+    /// Fails when any service log of this world holds one of `secrets` (passwords, tokens, keys,
+    /// or the lines of a PEM private key).
+    pub fn assert_no_secret_in_logs(&self, secrets: &[&str]) {
+        let logs: Vec<(String, String)> = std::fs::read_dir(&self.log_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read_to_string(e.path()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(!logs.is_empty(), "no logs in {}", self.log_dir.display());
+        for secret in secrets.iter().filter(|s| s.len() >= 8) {
+            for (file, text) in &logs {
+                assert!(!text.contains(secret), "a secret is in {file}: {secret}");
+            }
+        }
+    }
+
     /// How many lines of `service`'s log so far contain `needle`.
     pub fn log_lines(&self, service: &str, needle: &str) -> usize {
         self.log(service)

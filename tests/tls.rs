@@ -133,6 +133,10 @@ async fn a_tls_only_warehouse_and_state_database_sync_with_verify_full() -> anyh
     .await;
     assert!(report.ok, "{report:?}");
     assert!(report.tls.expect("a TLS report").host_name_verified);
+    // The write-only CA never shows up in a log.
+    let pem = std::fs::read_to_string(tls.ca())?;
+    let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    world.assert_no_secret_in_logs(&body);
     world.cleanup().await;
     Ok(())
 }
@@ -380,6 +384,20 @@ async fn the_cli_drives_control_over_tls_and_mutual_tls() -> anyhow::Result<()> 
             .await?
             .0
     );
+
+    // No private key (the server's, the clients') in any log.
+    let mut key_lines = Vec::new();
+    for file in ["server.key", "client.key", "other-client.key", "ca.key"] {
+        let pem = std::fs::read_to_string(pki.path(file))?;
+        key_lines.extend(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .map(str::to_owned),
+        );
+    }
+    let key_lines: Vec<&str> = key_lines.iter().map(String::as_str).collect();
+    world.assert_no_secret_in_logs(&key_lines);
+    world.assert_no_secret_in_logs(&[&world.token.clone()]);
 
     // Half a configuration stops control at start, naming what is missing.
     if let Some(mut old) = world.processes.remove("control") {

@@ -236,4 +236,32 @@ mod tests {
         assert!(err.to_string().contains("cannot read the file"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_and_a_matching_pair_accepted() {
+        let pki = mixsync_test_support::TestPki::new();
+        let good = GrpcTls {
+            cert: pki.path("server.pem"),
+            key: pki.path("server.key"),
+            client_ca: Some(pki.path("ca.pem")),
+        };
+        assert!(good.server_config().is_ok());
+        let mismatched = GrpcTls {
+            key: pki.path("client.key"),
+            ..good.clone()
+        };
+        let err = mismatched.server_config().unwrap_err();
+        assert_eq!(err.var(), KEY_VAR);
+        assert!(
+            err.to_string()
+                .contains("cannot be used with the certificate"),
+            "{err}"
+        );
+        let ca_is_a_key = GrpcTls {
+            client_ca: Some(pki.path("ca.key")),
+            ..good
+        };
+        let err = ca_is_a_key.server_config().unwrap_err();
+        assert_eq!(err.var(), CLIENT_CA_VAR, "{err}");
+    }
 }

@@ -244,6 +244,7 @@ impl Extractor {
             Err(
                 e @ (StateError::NotFound { .. }
                 | StateError::Decrypt { .. }
+                | StateError::WrongSecretKey { .. }
                 | StateError::Corrupt { .. }),
             ) => return Err(Outcome::Fatal(e.to_string())),
             Err(e) => return Err(Outcome::Retry(e.to_string())),
@@ -251,6 +252,21 @@ impl Extractor {
         let warehouse = warehouse::connect(&connection)
             .await
             .map_err(|e| Outcome::Fatal(e.to_string()))?;
+        if connection.require_read_only_role {
+            // Grants change: a role that was read-only when the warehouse was created is
+            // checked again before every run.
+            let role = warehouse
+                .role()
+                .await
+                .map_err(|e| Outcome::Fatal(format!("cannot check the warehouse role, which this warehouse requires to be read-only: {e}")))?;
+            let problems = role.problems();
+            if !problems.is_empty() {
+                return Err(Outcome::Fatal(format!(
+                    "the warehouse requires a read-only role (require_read_only_role): {}",
+                    problems.join("; ")
+                )));
+            }
+        }
         Ok((plan, warehouse))
     }
 

@@ -63,6 +63,8 @@ pub struct WarehouseConnection {
     pub dsn: SecretString,
     /// The PEM CA certificate(s) given through the API, trusted instead of `sslrootcert`.
     pub root_cert: Option<SecretString>,
+    /// Whether runs refuse a role that can do more than read (`docs/security.md`).
+    pub require_read_only_role: bool,
 }
 
 impl WarehouseConnection {
@@ -71,6 +73,7 @@ impl WarehouseConnection {
         Self {
             dsn: SecretString::from(dsn.into()),
             root_cert: None,
+            require_read_only_role: false,
         }
     }
 }

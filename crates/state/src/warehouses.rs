@@ -74,6 +74,7 @@ impl WarehouseSpec {
         WarehouseConnection {
             dsn: SecretString::from(dsn),
             root_cert: self.root_cert.clone(),
+            require_read_only_role: self.require_read_only_role,
         }
     }
 

@@ -1,4 +1,6 @@
-//! TestWarehouse: connect (over TLS as the `sslmode` says), then open a read-only transaction.
+//! TestWarehouse: connect (over TLS as the `sslmode` says), open a read-only transaction, and
+//! look at what the role could do besides reading (a warning, or a refusal when the warehouse
+//! says `require_read_only_role`).
 
 use mixsync_extractor::warehouse::{self, TlsReport};
 use mixsync_pg::{PgConfig, Verification};
@@ -17,8 +19,8 @@ pub(crate) struct WarehouseReport {
     pub warnings: Vec<String>,
 }
 
-/// Connects to the warehouse, reports its TLS, and checks it can open a `READ ONLY`
-/// transaction. The first failure ends the list.
+/// Connects to the warehouse, reports its TLS, checks it can open a `READ ONLY` transaction and
+/// what the role may do. The first failure ends the list.
 pub(crate) async fn test_warehouse(connection: &WarehouseConnection) -> WarehouseReport {
     let mut report = WarehouseReport {
         checks: Vec::new(),
@@ -65,7 +67,9 @@ pub(crate) async fn test_warehouse(connection: &WarehouseConnection) -> Warehous
                     "read_only_transaction",
                     "the transaction did not report itself read-only; this server does not support READ ONLY transactions",
                 ));
+                return report;
             }
+            role_check(&wh, connection.require_read_only_role, &mut report).await;
         }
         Err(e) => {
             report
@@ -74,6 +78,54 @@ pub(crate) async fn test_warehouse(connection: &WarehouseConnection) -> Warehous
         }
     }
     report
+}
+
+/// The `role` check: passes with warnings for a role that can do more than read, fails instead
+/// when the warehouse requires a read-only role.
+async fn role_check(wh: &warehouse::Warehouse, required: bool, report: &mut WarehouseReport) {
+    let role = match wh.role().await {
+        Ok(role) => role,
+        Err(e) => {
+            let message = format!("cannot check what the role may do: {e}");
+            if required {
+                report.checks.push(Check::fail(
+                    "role",
+                    format!("{message} (require_read_only_role is set)"),
+                ));
+            } else {
+                report.warnings.push(message.clone());
+                report.checks.push(Check::pass("role", message));
+            }
+            return;
+        }
+    };
+    let problems = role.problems();
+    if problems.is_empty() {
+        report.checks.push(Check::pass(
+            "role",
+            format!(
+                "role `{}` can only read: not a superuser, no table it can write, no function that reaches outside the database",
+                role.role
+            ),
+        ));
+    } else if required {
+        report.checks.push(Check::fail(
+            "role",
+            format!(
+                "the warehouse requires a read-only role (require_read_only_role): {}",
+                problems.join("; ")
+            ),
+        ));
+    } else {
+        report.checks.push(Check::pass(
+            "role",
+            format!(
+                "role `{}` can do more than read (see the warnings); set require_read_only_role to refuse such a role",
+                role.role
+            ),
+        ));
+        report.warnings.extend(problems);
+    }
 }
 
 /// Whether the warehouse is on this machine (where TLS protects nothing a local user could not

@@ -10,6 +10,7 @@
 mod decode;
 mod error;
 mod numeric;
+mod role;
 mod select;
 mod stream;
 
@@ -23,6 +24,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
 pub use error::WarehouseError;
+pub use role::RoleReport;
 pub use stream::{Batch, StreamError, StreamOptions, StreamSummary};
 
 use decode::Cell;

@@ -1,5 +1,6 @@
-//! Issue 11's secrets-at-rest acceptance test, through the real binaries: rotating
-//! `MIXSYNC_SECRET_KEY` with `MIXSYNC_SECRET_KEY_PREVIOUS`, and a wrong key refused at start.
+//! Issue 11's security acceptance tests, through the real binaries: rotating
+//! `MIXSYNC_SECRET_KEY` with `MIXSYNC_SECRET_KEY_PREVIOUS`, a wrong key refused at start, and a
+//! warehouse that requires a read-only role refusing runs once its role can write.
 
 use std::time::Duration;
 
@@ -155,14 +156,105 @@ async fn the_secret_key_rotates_and_a_wrong_one_is_refused_at_start() -> anyhow:
         log.contains("stored under another MIXSYNC_SECRET_KEY"),
         "{log}"
     );
-    for secret in ["warehouse-pass-789", "demo-secret", KEY_A, KEY_B] {
-        for service in ["control", "loader-events", "emulator"] {
-            assert!(
-                !world.log(service).contains(secret),
-                "{secret} in the {service} log"
-            );
-        }
-    }
+    world.assert_no_secret_in_logs(&[
+        "warehouse-pass-789",
+        "demo-secret",
+        "demo-token",
+        KEY_A,
+        KEY_B,
+        &world.token.clone(),
+    ]);
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_requiring_a_read_only_role_refuses_runs_once_the_role_can_write()
+-> anyhow::Result<()> {
+    let mut world = World::new("ro-role").await?;
+    let role = format!("mixsync_e2e_ro_{}", world.prefix.trim_end_matches('.'));
+    let db = world.warehouse_db.clone();
+    world
+        .warehouse()
+        .await?
+        .batch_execute(&format!(
+            "CREATE TABLE events_src (id bigint PRIMARY KEY, user_id text, event text, ts bigint);
+             INSERT INTO events_src SELECT g, 'u' || g, 'Signed Up', 1700000000 + g
+               FROM generate_series(1, 20) g;
+             CREATE ROLE {role} LOGIN;
+             GRANT CONNECT ON DATABASE \"{db}\" TO {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON events_src TO {role};"
+        ))
+        .await?;
+    let mut control = world.start_all().await?;
+    let warehouse = control
+        .create_warehouse(pb::CreateWarehouseRequest {
+            warehouse: Some(pb::WarehouseSpec {
+                name: "ro".into(),
+                dsn: format!("postgres://{role}@127.0.0.1:5432/{db}"),
+                require_read_only_role: true,
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner();
+    assert!(warehouse.warnings.is_empty(), "{warehouse:?}");
+    let warehouse = warehouse.warehouse.expect("a warehouse");
+    assert!(warehouse.require_read_only_role);
+    let target = control
+        .create_target(pb::CreateTargetRequest {
+            target: Some(pb::TargetSpec {
+                name: "emulator".into(),
+                project_id: "1".into(),
+                base_url: world.emulator_url(),
+                token: "demo-token".into(),
+                service_account_username: "demo-sa".into(),
+                service_account_secret: "demo-secret".into(),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .target
+        .expect("a target");
+    let activation = events_activation(
+        &mut control,
+        "signups",
+        &warehouse.id,
+        &target.id,
+        "SELECT id, user_id, event, ts FROM events_src ORDER BY id",
+        &[],
+    )
+    .await?;
+    let run = run_to_end(&mut control, &activation.id, WAIT).await?;
+    assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:?}");
+    assert_eq!(counts(&run).loaded, 20);
+
+    // Someone grants the role a write: the next run fails at once, saying why, and sends nothing.
+    world
+        .warehouse()
+        .await?
+        .batch_execute(&format!("GRANT DELETE ON events_src TO {role}"))
+        .await?;
+    let run = run_to_end(&mut control, &activation.id, WAIT).await?;
+    assert_eq!(run.state, pb::RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error_message
+            .contains("the warehouse requires a read-only role (require_read_only_role)")
+            && run
+                .error_message
+                .contains("can write to 1 table(s) (e.g. public.events_src)"),
+        "{run:?}"
+    );
+    assert_eq!(emulator_events(&world).await?.len(), 20);
+    world
+        .warehouse()
+        .await?
+        .batch_execute(&format!(
+            "DROP TABLE events_src; DROP OWNED BY {role}; DROP ROLE {role};"
+        ))
+        .await?;
     world.cleanup().await;
     Ok(())
 }
