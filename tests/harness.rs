@@ -434,7 +434,16 @@ pub async fn warehouse_and_target(
         .into_inner()
         .warehouse
         .context("no warehouse")?;
-    let target = control
+    let target = create_emulator_target(world, control).await?;
+    Ok((warehouse.id, target.id))
+}
+
+/// The target `emulator`: this world's emulator, with its demo project's credentials.
+pub async fn create_emulator_target(
+    world: &World,
+    control: &mut Control,
+) -> anyhow::Result<pb::Target> {
+    control
         .create_target(pb::CreateTargetRequest {
             target: Some(pb::TargetSpec {
                 name: "emulator".into(),
@@ -450,8 +459,7 @@ pub async fn warehouse_and_target(
         .await?
         .into_inner()
         .target
-        .context("no target")?;
-    Ok((warehouse.id, target.id))
+        .context("no target")
 }
 
 pub fn column(name: &str) -> Option<pb::FieldSource> {

@@ -75,22 +75,7 @@ async fn the_secret_key_rotates_and_a_wrong_one_is_refused_at_start() -> anyhow:
         .warehouse
         .expect("a warehouse");
     assert!(warehouse.has_password);
-    let target = control
-        .create_target(pb::CreateTargetRequest {
-            target: Some(pb::TargetSpec {
-                name: "emulator".into(),
-                project_id: "1".into(),
-                base_url: world.emulator_url(),
-                token: "demo-token".into(),
-                service_account_username: "demo-sa".into(),
-                service_account_secret: "demo-secret".into(),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .target
-        .expect("a target");
+    let target = create_emulator_target(&world, &mut control).await?;
     drop(control);
     if let Some(mut control) = world.processes.remove("control") {
         control.kill().await?;
@@ -202,22 +187,7 @@ async fn a_warehouse_requiring_a_read_only_role_refuses_runs_once_the_role_can_w
     assert!(warehouse.warnings.is_empty(), "{warehouse:?}");
     let warehouse = warehouse.warehouse.expect("a warehouse");
     assert!(warehouse.require_read_only_role);
-    let target = control
-        .create_target(pb::CreateTargetRequest {
-            target: Some(pb::TargetSpec {
-                name: "emulator".into(),
-                project_id: "1".into(),
-                base_url: world.emulator_url(),
-                token: "demo-token".into(),
-                service_account_username: "demo-sa".into(),
-                service_account_secret: "demo-secret".into(),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .target
-        .expect("a target");
+    let target = create_emulator_target(&world, &mut control).await?;
     let activation = events_activation(
         &mut control,
         "signups",

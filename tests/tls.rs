@@ -90,23 +90,7 @@ async fn a_tls_only_warehouse_and_state_database_sync_with_verify_full() -> anyh
         "{}",
         wh.dsn
     );
-    let target = control
-        .create_target(pb::CreateTargetRequest {
-            target: Some(pb::TargetSpec {
-                name: "emulator".into(),
-                project_id: "1".into(),
-                residency: pb::Residency::Us as i32,
-                base_url: world.emulator_url(),
-                token: "demo-token".into(),
-                service_account_username: "demo-sa".into(),
-                service_account_secret: "demo-secret".into(),
-                allow_insecure_http: false,
-            }),
-        })
-        .await?
-        .into_inner()
-        .target
-        .expect("a target");
+    let target = create_emulator_target(&world, &mut control).await?;
     let activation = events_activation(
         &mut control,
         "signups",

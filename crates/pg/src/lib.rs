@@ -385,8 +385,8 @@ fn tokio_mode(mode: SslMode) -> tokio_postgres::config::SslMode {
 }
 
 /// The rustls error inside `e`: tokio-rustls wraps it in an `io::Error`, whose `source()`
-/// skips it, so look inside.
-fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+/// skips it, so look inside. Also used for HTTP clients on rustls (control's TestTarget).
+pub fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     e.downcast_ref::<rustls::Error>().or_else(|| {
         e.downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())

@@ -142,7 +142,7 @@ pub(crate) fn http_failure(e: &reqwest::Error) -> String {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     let mut text = String::new();
     while let Some(cause) = source {
-        if let Some(tls) = as_rustls(cause) {
+        if let Some(tls) = mixsync_pg::as_rustls(cause) {
             return format!("TLS failed: {}", tls_failure(tls));
         }
         text.push_str(&cause.to_string());
@@ -162,15 +162,6 @@ pub(crate) fn http_failure(e: &reqwest::Error) -> String {
     } else {
         "the request failed".into()
     }
-}
-
-/// The rustls error inside `e` (tokio-rustls wraps it in an `io::Error`).
-fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    e.downcast_ref::<rustls::Error>().or_else(|| {
-        e.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    })
 }
 
 fn tls_failure(e: &rustls::Error) -> String {
