@@ -12,10 +12,11 @@ use crate::backoff::Backoff;
 use crate::config::{endpoint, parse_url};
 use crate::{BusConfig, BusError, topology};
 
-/// How long [`Link::open`] keeps retrying an unreachable broker before giving up.
-const INITIAL_PATIENCE: Duration = Duration::from_secs(30);
+/// How long one connection attempt (TCP, TLS, AMQP handshake) may take: a broker that
+/// accepts the socket but never answers must not hang a service.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The one AMQP connection a [`crate::Bus`] shares between its publishers and consumers,
+/// One AMQP connection of a [`crate::Bus`] (it has one for publishing and one for consuming),
 /// re-established (topology included) by whoever first needs it after it dropped.
 pub(crate) struct Link {
     uri: AMQPUri,
@@ -29,15 +30,20 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Connects and declares the topology, retrying an unreachable broker for a while
-    /// (a service may start before RabbitMQ is up).
-    pub(crate) async fn open(config: &BusConfig) -> Result<Arc<Self>, BusError> {
+    /// Connects and declares the topology, retrying an unreachable broker for `patience`
+    /// (`None`: for as long as it takes; a service may start before RabbitMQ is up). `role`
+    /// names the connection on the broker (`publish`, `consume`).
+    pub(crate) async fn open(
+        config: &BusConfig,
+        role: &str,
+        patience: Option<Duration>,
+    ) -> Result<Arc<Self>, BusError> {
         config.validate()?;
         let uri = parse_url(&config.url)?;
         let connection_name = if config.prefix.is_empty() {
-            "mixsync".to_owned()
+            format!("mixsync {role}")
         } else {
-            format!("mixsync prefix={}", config.prefix)
+            format!("mixsync {role} prefix={}", config.prefix)
         };
         let link = Self {
             endpoint: endpoint(&uri),
@@ -48,20 +54,27 @@ impl Link {
             classic_only: AtomicBool::new(false),
             closed: CancellationToken::new(),
         };
-        let deadline = Instant::now() + INITIAL_PATIENCE;
+        let deadline = patience.map(|p| Instant::now() + p);
         let mut backoff = Backoff::new();
+        let mut attempts = 0u32;
         loop {
             match link.establish().await {
                 Ok(connection) => {
+                    if attempts > 0 {
+                        tracing::info!(endpoint = %link.endpoint, attempts, "rabbitmq is up");
+                    }
                     *link.current.lock().await = Some(Arc::new(connection));
                     return Ok(Arc::new(link));
                 }
                 Err(error) if error.is_unreachable() => {
                     let delay = backoff.next_delay();
-                    if Instant::now() + delay > deadline {
+                    if deadline.is_some_and(|d| Instant::now() + delay > d) {
                         return Err(error);
                     }
-                    tracing::warn!(endpoint = %link.endpoint, %error, ?delay, "rabbitmq unreachable; retrying");
+                    if attempts < 3 || attempts % 10 == 0 {
+                        tracing::warn!(endpoint = %link.endpoint, %error, attempts, "waiting for rabbitmq");
+                    }
+                    attempts += 1;
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => return Err(error),
@@ -145,8 +158,13 @@ impl Link {
         loop {
             let properties = ConnectionProperties::default()
                 .with_connection_name(self.connection_name.as_str().into());
-            let connection = Connection::connect_uri(self.uri.clone(), properties)
+            let connect = Connection::connect_uri(self.uri.clone(), properties);
+            let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                 .await
+                .map_err(|_| BusError::ConnectTimeout {
+                    endpoint: self.endpoint.clone(),
+                    after: CONNECT_TIMEOUT,
+                })?
                 .map_err(|source| BusError::Connect {
                     endpoint: self.endpoint.clone(),
                     source,

@@ -135,10 +135,13 @@ impl Delivery {
         let header = |name: &str| self.headers.get(name).map_or("", String::as_str);
         let queue = header("x-first-death-queue");
         Ok(DeadLetter {
-            reason: format!(
-                "dead-lettered by rabbitmq: {}",
-                header("x-first-death-reason")
-            ),
+            reason: match header("x-first-death-reason") {
+                "delivery_limit" => format!(
+                    "dead-lettered by rabbitmq: delivered {} times without being processed (the queue's delivery limit)",
+                    crate::topology::DELIVERY_LIMIT
+                ),
+                reason => format!("dead-lettered by rabbitmq: {reason}"),
+            },
             original: self.body.clone(),
             headers: self.headers.clone().into_iter().collect(),
             queue: queue

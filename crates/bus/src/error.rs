@@ -110,6 +110,28 @@ pub enum BusError {
     )]
     NoPrefix,
 
+    /// Connecting took longer than allowed (the broker accepted the socket but did not
+    /// answer, or the network drops packets).
+    #[error("connecting to RabbitMQ at {endpoint} timed out after {after:?}")]
+    ConnectTimeout {
+        /// Host and port.
+        endpoint: String,
+        /// The time allowed.
+        after: std::time::Duration,
+    },
+
+    /// The broker did not confirm a publish in time, however often it was tried (it may be
+    /// blocking publishers under a memory or disk alarm).
+    #[error(
+        "RabbitMQ did not confirm the message for `{queue}` within {after:?} (is it blocking publishers under a memory or disk alarm?)"
+    )]
+    ConfirmTimeout {
+        /// The unprefixed queue name.
+        queue: String,
+        /// The time allowed for each attempt.
+        after: std::time::Duration,
+    },
+
     /// [`crate::Bus::close`] was called.
     #[error("the RabbitMQ bus is closed")]
     Closed,
@@ -118,7 +140,8 @@ pub enum BusError {
 impl BusError {
     /// True when retrying later may help: the broker is unreachable, not refusing.
     pub(crate) fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Connect { source, .. } if source.is_io_error())
+        matches!(self, Self::ConnectTimeout { .. })
+            || matches!(self, Self::Connect { source, .. } if source.is_io_error())
             || matches!(self, Self::Topology { source, .. } if connection_lost(source))
     }
 }

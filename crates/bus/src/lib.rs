@@ -1,6 +1,6 @@
 //! mixsync's RabbitMQ layer.
 //!
-//! A [`Bus`] holds one connection and declares the whole [`topology`] on every (re)connect.
+//! A [`Bus`] holds two connections (publishing, consuming) and declares the whole [`topology`] on every (re)connect.
 //! [`Publisher::publish`] sends a persistent protobuf message with W3C trace context headers
 //! and waits for the publisher confirm; [`Bus::consume`] gives a [`Consumer`] with bounded
 //! prefetch and manual acks. Both reconnect with backoff (100 ms doubling to 5 s) when the
@@ -40,6 +40,7 @@ pub mod topology;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use config::{AMQP_URL_VAR, BusConfig, DEFAULT_AMQP_URL, QUEUE_PREFIX_VAR};
 pub use consumer::Consumer;
@@ -52,28 +53,65 @@ pub use topology::{
 
 use connection::Link;
 
-/// A connection to RabbitMQ with mixsync's topology declared. Cheap to clone; clones share
-/// the connection and the publisher channel.
+/// How long [`Bus::connect`] keeps retrying an unreachable broker before giving up.
+const INITIAL_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Connections to RabbitMQ with mixsync's topology declared: one for publishing and one for
+/// consuming, because RabbitMQ blocks a publishing connection as a whole under a memory or
+/// disk alarm, and acks sent on a blocked connection would stall with it. Cheap to clone;
+/// clones share the connections and the publisher channel.
 #[derive(Clone)]
 pub struct Bus {
+    /// Consumers' connection.
     link: Arc<Link>,
+    /// The publisher's connection.
+    publish_link: Arc<Link>,
     publisher: Publisher,
 }
 
 impl Bus {
     /// Connects and declares every exchange and queue of [`topology`].
     ///
-    /// An unreachable broker is retried with backoff for up to 30 seconds (services may
-    /// start before RabbitMQ); after that, and for refused credentials, it fails.
+    /// An unreachable broker is retried with backoff for up to 30 seconds; after that, and
+    /// for refused credentials, it fails. Services use [`Bus::connect_patiently`].
     ///
     /// # Errors
     ///
     /// An invalid configuration, a broker that cannot be reached or refuses the login, or a
     /// topology the broker will not declare.
     pub async fn connect(config: BusConfig) -> Result<Self, BusError> {
-        let link = Link::open(&config).await?;
+        Self::open(&config, Some(INITIAL_PATIENCE)).await
+    }
+
+    /// [`Bus::connect`], waiting for an unreachable broker for as long as it takes (logging
+    /// that it waits): how services start, since `docker compose up` or a Kubernetes rollout
+    /// may start them before RabbitMQ. `None` when `shutdown` is cancelled first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bus::connect`], except that an unreachable broker is not an error.
+    pub async fn connect_patiently(
+        config: BusConfig,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<Option<Self>, BusError> {
+        tokio::select! {
+            () = shutdown.cancelled() => Ok(None),
+            bus = Self::open(&config, None) => bus.map(Some),
+        }
+    }
+
+    async fn open(config: &BusConfig, patience: Option<Duration>) -> Result<Self, BusError> {
+        let publish_link = Link::open(config, "publish", patience).await?;
+        let link = match Link::open(config, "consume", patience).await {
+            Ok(link) => link,
+            Err(error) => {
+                publish_link.close().await;
+                return Err(error);
+            }
+        };
         Ok(Self {
-            publisher: Publisher::new(Arc::clone(&link)),
+            publisher: Publisher::new(Arc::clone(&publish_link)),
+            publish_link,
             link,
         })
     }
@@ -105,6 +143,7 @@ impl Bus {
     /// fail with [`BusError::Closed`].
     pub async fn close(&self) {
         self.link.close().await;
+        self.publish_link.close().await;
     }
 
     /// For tests: deletes every prefixed queue (with its messages) and the dead-letter

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
@@ -20,6 +20,11 @@ pub const CONTENT_TYPE: &str = "application/x-protobuf";
 /// How often a publish is retried for a reason other than a lost connection (a lost
 /// connection is waited out for as long as it takes).
 const MAX_FAILED_ATTEMPTS: u32 = 5;
+
+/// How long to wait for the broker's confirm of one publish before publishing again on a
+/// new channel. RabbitMQ withholds confirms while it blocks publishers (memory or disk
+/// alarm); consuming goes on over the bus's other connection meanwhile.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Publishes persistent, confirmed messages. Cheap to clone; clones share one channel.
 #[derive(Clone)]
@@ -40,6 +45,7 @@ struct Open {
 }
 
 enum Outcome {
+    TimedOut,
     Confirmed,
     Returned,
     Nacked,
@@ -112,6 +118,19 @@ impl Publisher {
                     self.inner.link.redeclare().await?;
                     redeclared = true;
                     continue;
+                }
+                Outcome::TimedOut => {
+                    // The channel may hold the confirm for ever: publish again on a new one
+                    // (consumers account each batch once, so a late first copy is harmless).
+                    self.discard(&open).await;
+                    failed_attempts += 1;
+                    tracing::warn!(queue = %routing_key, failed_attempts, timeout = ?CONFIRM_TIMEOUT, "no publisher confirm in time; retrying");
+                    if failed_attempts >= MAX_FAILED_ATTEMPTS {
+                        return Err(BusError::ConfirmTimeout {
+                            queue: queue.to_owned(),
+                            after: CONFIRM_TIMEOUT,
+                        });
+                    }
                 }
                 Outcome::Nacked => {
                     failed_attempts += 1;
@@ -223,7 +242,10 @@ async fn publish_once(
         Ok(confirm) => confirm,
         Err(error) => return Outcome::Failed(error),
     };
-    match confirm.await {
+    let Ok(confirmed) = tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await else {
+        return Outcome::TimedOut;
+    };
+    match confirmed {
         Ok(Confirmation::Ack(None)) => Outcome::Confirmed,
         Ok(Confirmation::Ack(Some(_))) => Outcome::Returned,
         // Confirms are always selected on this channel, so `NotRequested` means it was reset.

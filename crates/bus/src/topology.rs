@@ -54,6 +54,12 @@ pub const QUEUES: [&str; 7] = [
     DEAD_LETTER,
 ];
 
+/// How often a quorum work queue delivers one message before the broker dead-letters it
+/// (`x-delivery-limit`): a message that makes its consumer crash, or that is handed back
+/// again and again, ends in [`DEAD_LETTER`] (and its run fails saying so) instead of being
+/// retried for ever. Classic queues (a broker without quorum queues) have no such limit.
+pub const DELIVERY_LIMIT: i64 = 20;
+
 /// `name` with `prefix` prepended: the name on the broker.
 #[must_use]
 pub fn prefixed(prefix: &str, name: &str) -> String {
@@ -99,7 +105,8 @@ pub(crate) async fn declare(
             );
         }
         let name = prefixed(prefix, queue);
-        channel = declare_queue(connection, channel, &name, arguments, quorum).await?;
+        let limit = (queue != DEAD_LETTER).then_some(DELIVERY_LIMIT);
+        channel = declare_queue(connection, channel, &name, arguments, quorum, limit).await?;
     }
 
     let dead_letter = prefixed(prefix, DEAD_LETTER);
@@ -131,6 +138,7 @@ async fn declare_queue(
     name: &str,
     arguments: FieldTable,
     quorum: bool,
+    delivery_limit: Option<i64>,
 ) -> Result<Channel, BusError> {
     let options = QueueDeclareOptions {
         durable: true,
@@ -142,6 +150,35 @@ async fn declare_queue(
             "x-queue-type".into(),
             AMQPValue::LongString(LongString::from("quorum")),
         );
+        let mut limited = quorum_arguments.clone();
+        if let Some(limit) = delivery_limit {
+            limited.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(limit));
+        }
+        let channel = match channel.queue_declare(name.into(), options, limited).await {
+            Ok(_) => return Ok(channel),
+            // A quorum queue declared by an earlier version, without the limit: use it as it
+            // is (arguments cannot change), and say how to add the limit.
+            Err(source)
+                if delivery_limit.is_some()
+                    && is_soft(&source, AMQPSoftError::PRECONDITIONFAILED) =>
+            {
+                let channel = open(connection, name).await?;
+                if channel
+                    .queue_declare(name.into(), options, quorum_arguments.clone())
+                    .await
+                    .is_ok()
+                {
+                    tracing::warn!(
+                        queue = name,
+                        limit = DELIVERY_LIMIT,
+                        "this queue was declared without a delivery limit, so a message that always fails is retried for ever; add one with a policy: rabbitmqctl set_policy mixsync-delivery-limit '^' '{{\"delivery-limit\":20}}' --apply-to quorum_queues"
+                    );
+                    return Ok(channel);
+                }
+                open(connection, name).await?
+            }
+            Err(source) => return Err(topology_error(name, source)),
+        };
         match channel
             .queue_declare(name.into(), options, quorum_arguments)
             .await

@@ -115,6 +115,9 @@ pub(crate) struct OptionsFile {
     pub(crate) ip_zero: Option<bool>,
     #[serde(default)]
     pub(crate) ignore_time: bool,
+    /// Attempts a run may take when it meets a transient failure (default 3).
+    #[serde(default)]
+    pub(crate) max_attempts: Option<u32>,
 }
 
 /// `manual`, `{ every_minutes: N }` or `{ cron: "…" }`.
@@ -249,6 +252,7 @@ impl ActivationFile {
             options: Some(pb::ActivationOptions {
                 ip_zero: self.options.ip_zero,
                 ignore_time: self.options.ignore_time,
+                max_attempts: self.options.max_attempts.unwrap_or(0),
             }),
             schedule,
         })

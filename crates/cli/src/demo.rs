@@ -394,6 +394,7 @@ fn spec(
         options: Some(pb::ActivationOptions {
             ip_zero: Some(true),
             ignore_time: false,
+            max_attempts: 0,
         }),
         schedule: None,
     }

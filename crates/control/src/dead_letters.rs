@@ -34,7 +34,11 @@ pub(crate) async fn consume(
             delivery = consumer.next() => delivery,
         };
         let Some(delivery) = delivery else { break };
-        match keep(&state, &delivery).await {
+        let kept = mixsync_state::ride_out("dead letter", mixsync_state::RIDE_OUT, || {
+            keep(&state, &delivery)
+        })
+        .await;
+        match kept {
             Ok(()) => settle(delivery.ack().await),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot keep a dead letter now; will retry");
@@ -214,6 +218,19 @@ fn run_failure(letter: &mut v1::DeadLetter) -> Option<(String, String)> {
             progress.batch_id,
             message,
         )
+    } else if letter.reason.contains("delivery limit") {
+        // A batch redelivered until the broker gave up: its rows are failed records (above),
+        // and the run fails, since something keeps failing that retrying did not fix.
+        let (run_id, activation_id, batch_id) = batch_of(letter)?;
+        let message = format!(
+            "batch `{batch_id}` on `{}` was {}; its rows are failed records (rule `{RULE}`); fix the cause and replay them or trigger the run again",
+            letter.queue,
+            letter
+                .reason
+                .strip_prefix("dead-lettered by rabbitmq: ")
+                .unwrap_or(&letter.reason)
+        );
+        (run_id, activation_id, batch_id, message)
     } else {
         return None;
     };
@@ -228,6 +245,19 @@ fn run_failure(letter: &mut v1::DeadLetter) -> Option<(String, String)> {
         letter.batch_id = batch_id;
     }
     Some((run_id, message))
+}
+
+/// Run, activation and batch of a dead-lettered RowBatch or RecordBatch.
+fn batch_of(letter: &v1::DeadLetter) -> Option<(String, String, String)> {
+    if letter.queue == ROWS {
+        let batch = v1::RowBatch::decode(letter.original.as_slice()).ok()?;
+        Some((batch.run_id, batch.activation_id, batch.batch_id))
+    } else if letter.queue.starts_with("mixsync.load.") {
+        let batch = v1::RecordBatch::decode(letter.original.as_slice()).ok()?;
+        Some((batch.run_id, batch.activation_id, batch.batch_id))
+    } else {
+        None
+    }
 }
 
 fn settle(result: Result<(), BusError>) {

@@ -120,10 +120,19 @@ pub async fn run_with_listener(
     let schedule: scheduler::Settings = config.scheduler;
     let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
         .with_previous(config.secret_key_previous.as_ref());
-    let state = mixsync_state::StateStore::connect_with_keys(config.database_url(), keys).await?;
+    // Waits for PostgreSQL and RabbitMQ, which may start after control.
+    let Some(state) =
+        mixsync_state::StateStore::connect_patiently(config.database_url(), keys, &shutdown)
+            .await?
+    else {
+        return Ok(());
+    };
     state.migrate().await?;
     secrets_at_rest(&state).await?;
-    let bus = mixsync_bus::Bus::connect(config.bus.clone()).await?;
+    let Some(bus) = mixsync_bus::Bus::connect_patiently(config.bus.clone(), &shutdown).await?
+    else {
+        return Ok(());
+    };
     // No redirects: TestTarget sends Basic credentials, which must not follow a redirect to
     // another host (and its answer must not reveal where that was).
     let http = reqwest::Client::builder()

@@ -18,7 +18,8 @@ const MAX_BATCH: usize = 64;
 const GATHER: Duration = Duration::from_millis(5);
 /// Unacked deliveries the broker sends ahead (at least one full batch).
 const PREFETCH: u16 = 128;
-/// Wait before handing reports back when the state database is unreachable.
+/// Wait before handing reports back when the state database stayed unreachable for
+/// [`mixsync_state::RIDE_OUT`].
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Consumes progress reports until `shutdown`, then finishes the batch in hand.
@@ -71,7 +72,13 @@ async fn handle_batch(state: &StateStore, deliveries: Vec<Delivery>) {
 
 async fn apply_batch(state: &StateStore, decoded: Vec<(Delivery, v1::Progress)>) {
     let reports: Vec<v1::Progress> = decoded.iter().map(|(_, p)| p.clone()).collect();
-    match state.apply_progress_batch(&reports).await {
+    // A state database that is away for a moment is waited out with the reports in hand:
+    // handing them back would count towards the queue's delivery limit.
+    let applied = mixsync_state::ride_out("progress", mixsync_state::RIDE_OUT, || {
+        state.apply_progress_batch(&reports)
+    })
+    .await;
+    match applied {
         Ok(outcomes) => {
             for ((delivery, progress), outcome) in decoded.iter().zip(outcomes) {
                 log_outcome(progress, outcome);
@@ -97,7 +104,11 @@ async fn apply_batch(state: &StateStore, decoded: Vec<(Delivery, v1::Progress)>)
 }
 
 async fn apply_one(state: &StateStore, delivery: &Delivery, progress: &v1::Progress) {
-    match state.apply_progress(progress).await {
+    let applied = mixsync_state::ride_out("progress", mixsync_state::RIDE_OUT, || {
+        state.apply_progress(progress)
+    })
+    .await;
+    match applied {
         Ok(outcome) => {
             log_outcome(progress, outcome);
             settle(delivery.ack().await);

@@ -14,6 +14,9 @@ use crate::services::{Context, runs};
 const CLAIM_LIMIT: i64 = 32;
 /// How long a re-queued extraction has to be taken by an extractor before it is queued again.
 const REQUEUE_GRACE: Duration = Duration::from_secs(60);
+/// How long a queued run's ExtractRequest may stay unconfirmed before the scheduler publishes
+/// it (the first publish normally happens right after the run is committed).
+const RELAY_AFTER: Duration = Duration::from_secs(10);
 
 /// How the scheduler runs: read with the rest of control's configuration.
 pub(crate) type Settings = crate::config::SchedulerConfig;
@@ -42,9 +45,10 @@ pub(crate) async fn run(ctx: Context, settings: Settings) {
     }
 }
 
-/// One pass: extractions whose extractor died, first slots for new schedules, then every due
-/// slot.
+/// One pass: unpublished requests, extractions whose attempt ended or whose extractor died,
+/// first slots for new schedules, then every due slot.
 async fn tick(ctx: &Context, settings: Settings) -> Result<(), StateError> {
+    relay_unpublished(ctx).await?;
     requeue_expired(ctx).await?;
     let now = SystemTime::now();
     ctx.state.sync_schedules(now, settings.minute).await?;
@@ -72,15 +76,22 @@ async fn requeue_expired(ctx: &Context) -> Result<(), StateError> {
         .expired_extractions(REQUEUE_GRACE, CLAIM_LIMIT)
         .await?
     {
-        let request = mixsync_proto::v1::ExtractRequest {
-            run_id: expired.run_id.clone(),
-            activation_id: expired.activation_id.clone(),
-            full_resync: expired.full_resync,
-        };
-        match ctx.publisher.publish(mixsync_bus::EXTRACT, &request).await {
+        if let Some(message) = &expired.give_up {
+            let run = ctx.state.fail_run(&expired.run_id, message).await?;
+            tracing::error!(run_id = %run.id, state = %run.state, message, "a run had all its attempts");
+            continue;
+        }
+        let published = runs::publish_request(
+            ctx,
+            &expired.run_id,
+            &expired.activation_id,
+            expired.full_resync,
+        )
+        .await;
+        match published {
             Ok(()) => tracing::warn!(
                 run_id = %expired.run_id,
-                "the run's extractor stopped renewing its lease; extraction queued again"
+                "the run's last attempt ended or its extractor stopped; extraction queued again"
             ),
             // The lease stays expired after the grace period: tried again then.
             Err(e) => tracing::error!(
@@ -88,6 +99,25 @@ async fn requeue_expired(ctx: &Context) -> Result<(), StateError> {
                 error = %e,
                 "cannot queue the extraction again"
             ),
+        }
+    }
+    Ok(())
+}
+
+/// The outbox relay: publishes the ExtractRequest of every queued run whose request the
+/// broker has not confirmed [`RELAY_AFTER`] after it was committed (control died between the
+/// commit and the publish, or RabbitMQ was away).
+async fn relay_unpublished(ctx: &Context) -> Result<(), StateError> {
+    for run in ctx
+        .state
+        .unpublished_requests(RELAY_AFTER, CLAIM_LIMIT)
+        .await?
+    {
+        match runs::publish_request(ctx, &run.run_id, &run.activation_id, run.full_resync).await {
+            Ok(()) => tracing::warn!(run_id = %run.run_id,
+                "the run's extraction request had not been published; published it now"),
+            Err(e) => tracing::error!(run_id = %run.run_id, error = %e,
+                "cannot publish the run's extraction request; trying again later"),
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
 use mixsync_proto::convert::from_domain_values;
 use mixsync_proto::v1::{self, ExtractRequest, RowBatch, Stage, progress::Terminal};
-use mixsync_state::{Begin, RunPlan, StateError, StateStore};
+use mixsync_state::{AttemptEnded, Begin, RunPlan, StateError, StateStore};
 use prost::Message as _;
 use secrecy::ExposeSecret as _;
 use tokio::task::JoinHandle;
@@ -46,12 +46,19 @@ pub enum Error {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
         .with_previous(config.secret_key_previous.as_ref());
-    let state = StateStore::connect_with_keys(config.database_url.expose_secret(), keys).await?;
+    // Waits for PostgreSQL and RabbitMQ, which may start after the extractor.
+    let Some(state) =
+        StateStore::connect_patiently(config.database_url.expose_secret(), keys, &shutdown).await?
+    else {
+        return Ok(());
+    };
     // A wrong key stops the extractor now, not the first run that needs a password.
     if let mixsync_state::KeyCheck::Usable { secrets } = state.check_secret_key().await? {
         tracing::debug!(secrets, "the secret key matches the stored secrets");
     }
-    let bus = Bus::connect(config.bus.clone()).await?;
+    let Some(bus) = Bus::connect_patiently(config.bus.clone(), &shutdown).await? else {
+        return Ok(());
+    };
     let mut requests = bus.consume(EXTRACT, 1).await?;
     let extractor = Extractor {
         state,
@@ -105,8 +112,14 @@ enum Outcome {
     Done,
     /// The run cannot be extracted: report `fatal` with this message.
     Fatal(String),
-    /// A transient failure: give the lease back, so control queues the extraction again.
-    Retry(String),
+    /// A transient failure: give the lease back, so control starts the next attempt (or fails
+    /// the run when it had them all). `published`: rows this attempt published, when known.
+    Retry {
+        /// Why.
+        reason: String,
+        /// Rows published and confirmed before it ended; `None` when a publish failed.
+        published: Option<u64>,
+    },
     /// The lease expired and another extractor took it over: stop, it carries on.
     LeaseLost,
 }
@@ -189,9 +202,9 @@ impl Extractor {
                     .publish(PROGRESS, &progress)
                     .await
                     .err()
-                    .map(|e| e.to_string())
+                    .map(|e| (e.to_string(), None))
             }
-            Outcome::Retry(reason) => Some(reason),
+            Outcome::Retry { reason, published } => Some((reason, published)),
             Outcome::LeaseLost => {
                 tracing::warn!(run_id = %request.run_id,
                     "the extraction lease was taken over (this extractor was too slow to renew it); stopping");
@@ -200,13 +213,19 @@ impl Extractor {
         };
         let settled = match &retry {
             None => self.state.end_extraction(&request.run_id).await,
-            Some(reason) => {
+            Some((reason, published)) => {
                 RequestRequeued {
                     run_id: &request.run_id,
                     reason,
                 }
                 .emit();
-                self.state.release_extraction(&request.run_id, owner).await
+                let ended = AttemptEnded {
+                    reason,
+                    published_rows: *published,
+                };
+                self.state
+                    .release_extraction(&request.run_id, owner, &ended)
+                    .await
             }
         };
         if let Err(e) = settled {
@@ -237,7 +256,7 @@ impl Extractor {
             Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
                 return Err(Outcome::Fatal(e.to_string()));
             }
-            Err(e) => return Err(Outcome::Retry(e.to_string())),
+            Err(e) => return Err(retry_before_reading(e.to_string())),
         };
         let connection = match self.state.warehouse_connection(&plan.warehouse_id).await {
             Ok(connection) => connection,
@@ -247,11 +266,15 @@ impl Extractor {
                 | StateError::WrongSecretKey { .. }
                 | StateError::Corrupt { .. }),
             ) => return Err(Outcome::Fatal(e.to_string())),
-            Err(e) => return Err(Outcome::Retry(e.to_string())),
+            Err(e) => return Err(retry_before_reading(e.to_string())),
         };
-        let warehouse = warehouse::connect(&connection)
-            .await
-            .map_err(|e| Outcome::Fatal(e.to_string()))?;
+        let warehouse = warehouse::connect(&connection).await.map_err(|e| {
+            if e.is_transient() {
+                retry_before_reading(e.to_string())
+            } else {
+                Outcome::Fatal(e.to_string())
+            }
+        })?;
         if connection.require_read_only_role {
             // Grants change: a role that was read-only when the warehouse was created is
             // checked again before every run.
@@ -340,8 +363,17 @@ impl Extractor {
                 .emit();
                 Outcome::Done
             }
+            // Every publish was confirmed before streaming returned: the rows are known.
+            Err(StreamError::Warehouse(e)) if e.is_transient() => Outcome::Retry {
+                reason: e.to_string(),
+                published: Some(sent.rows),
+            },
             Err(StreamError::Warehouse(e)) => Outcome::Fatal(e.to_string()),
-            Err(StreamError::Sink(Stop::Bus(e))) => Outcome::Retry(e.to_string()),
+            // A publish failed: its rows may or may not have arrived.
+            Err(StreamError::Sink(Stop::Bus(e))) => Outcome::Retry {
+                reason: e.to_string(),
+                published: None,
+            },
         }
     }
 
@@ -361,7 +393,7 @@ impl Extractor {
         }
         match self.publish_cancelled(request, None).await {
             Outcome::Done => {}
-            Outcome::Retry(reason) | Outcome::Fatal(reason) => return Err(reason),
+            Outcome::Retry { reason, .. } | Outcome::Fatal(reason) => return Err(reason),
             Outcome::LeaseLost => return Ok(()),
         }
         self.state
@@ -393,14 +425,17 @@ impl Extractor {
         };
         match self.publisher.publish(PROGRESS, &progress).await {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::Retry {
+                reason: e.to_string(),
+                published: None,
+            },
         }
     }
 
     /// Starts publishing one batch to ROWS and its EXTRACT progress report; the task ends when
     /// the broker confirmed both.
     fn publish_batch(&self, plan: &RunPlan, batch: Batch) -> Publish {
-        let batch_id = format!("{}-{}", plan.run_id, batch.seq);
+        let batch_id = batch_id(plan, batch.seq);
         let rows = batch.rows.len();
         let terminal = batch.last.then(|| {
             Terminal::ExtractionFinished(v1::ExtractionFinished {
@@ -419,6 +454,7 @@ impl Extractor {
             first_row_number: batch.first_row_number,
             last: batch.last,
             total_rows: batch.total_rows,
+            attempt: plan.attempt,
         };
         let progress = v1::Progress {
             run_id: plan.run_id.clone(),
@@ -473,6 +509,24 @@ async fn renew(state: StateStore, run_id: String, owner: String, lost: Cancellat
             }
             Err(e) => tracing::warn!(run_id, error = %e, "cannot renew the extraction lease"),
         }
+    }
+}
+
+/// A batch's id: `<run_id>-<seq>` for the first attempt, `<run_id>-a<attempt>-<seq>` after, so
+/// each attempt's batches are accounted on their own.
+fn batch_id(plan: &RunPlan, seq: u64) -> String {
+    if plan.attempt <= 1 {
+        format!("{}-{seq}", plan.run_id)
+    } else {
+        format!("{}-a{}-{seq}", plan.run_id, plan.attempt)
+    }
+}
+
+/// An attempt that ended before reading a row: nothing was published.
+fn retry_before_reading(reason: String) -> Outcome {
+    Outcome::Retry {
+        reason,
+        published: Some(0),
     }
 }
 

@@ -24,15 +24,11 @@ mod split;
 pub mod target;
 mod tracker;
 
-use std::time::Duration;
-
 use mixsync_bus::{Bus, BusError, LOAD_EVENTS, LOAD_GROUP_PROFILES, LOAD_USER_PROFILES};
 use mixsync_proto::v1::MixpanelObject;
 use mixsync_state::{StateError, StateStore};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
-
-use crate::retry::Backoff;
 
 pub use config::{Config, ConfigError, ProfilesConfig, SendSettings};
 pub use objects::Object;
@@ -139,41 +135,31 @@ async fn run_service<O: Object>(
     shutdown: CancellationToken,
     build: impl FnOnce(&Config, StateStore, CancellationToken) -> Result<Service<O, StateStore>, Error>,
 ) -> Result<(), Error> {
-    let state = connect_state(config, &shutdown).await?;
-    let bus = Bus::connect(config.bus.clone()).await?;
+    let Some(state) = connect_state(config, &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(bus) = Bus::connect_patiently(config.bus.clone(), &shutdown).await? else {
+        return Ok(());
+    };
     let service = build(config, state, shutdown.clone())?;
     let result = service.run(&bus, shutdown).await;
     bus.close().await;
     Ok(result?)
 }
 
-/// How long, and how often, to wait for a state database that is still starting.
-const STATE_STARTING: Backoff = Backoff {
-    initial: Duration::from_millis(250),
-    max: Duration::from_secs(5),
-};
-
-/// The state store, waiting up to about 30 seconds for a database that is still starting.
-async fn connect_state(config: &Config, shutdown: &CancellationToken) -> Result<StateStore, Error> {
+/// The state store, waiting for a database that is not up yet for as long as it takes.
+/// `None` when `shutdown` came first.
+async fn connect_state(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<Option<StateStore>, Error> {
+    let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
+        .with_previous(config.secret_key_previous.as_ref());
     let url = config.database_url.expose_secret();
-    let mut waits = STATE_STARTING.steps_within(Duration::from_secs(30));
-    loop {
-        let keys = mixsync_state::SecretKeys::new(&config.secret_key)?
-            .with_previous(config.secret_key_previous.as_ref());
-        match StateStore::connect_with_keys(url, keys).await {
-            Ok(store) => {
-                // A wrong key stops the loader now, not the first batch that needs a token.
-                store.check_secret_key().await?;
-                return Ok(store);
-            }
-            Err(error @ (StateError::Pool(_) | StateError::Database(_))) => {
-                let Some(wait) = waits.next().filter(|_| !shutdown.is_cancelled()) else {
-                    return Err(error.into());
-                };
-                tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "state database not reachable yet");
-                tokio::time::sleep(wait).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+    let Some(store) = StateStore::connect_patiently(url, keys, shutdown).await? else {
+        return Ok(None);
+    };
+    // A wrong key stops the loader now, not the first batch that needs a token.
+    store.check_secret_key().await?;
+    Ok(Some(store))
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mixsync_bus::{Bus, BusError, Delivery, PROGRESS, Publisher, ROWS};
 use mixsync_proto::v1::{DeadLetter, RowBatch, Stage};
-use mixsync_state::{StateError, StateStore};
+use mixsync_state::{RIDE_OUT, StateError, StateStore, ride_out};
 use prost::Message as _;
 use secrecy::ExposeSecret as _;
 use tokio::task::JoinSet;
@@ -39,9 +39,16 @@ pub enum Error {
 /// Runs the mapper until `shutdown` is cancelled or the bus closes, mapping up to
 /// `config.prefetch` batches at once.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let state =
-        StateStore::connect(config.database_url.expose_secret(), &config.secret_key).await?;
-    let bus = Bus::connect(config.bus.clone()).await?;
+    // Waits for PostgreSQL and RabbitMQ, which may start after the mapper.
+    let keys = mixsync_state::SecretKeys::new(&config.secret_key)?;
+    let Some(state) =
+        StateStore::connect_patiently(config.database_url.expose_secret(), keys, &shutdown).await?
+    else {
+        return Ok(());
+    };
+    let Some(bus) = Bus::connect_patiently(config.bus.clone(), &shutdown).await? else {
+        return Ok(());
+    };
     let prefetch = config.prefetch.max(1);
     let mut rows = bus.consume(ROWS, prefetch).await?;
     let mapper = Arc::new(Mapper {
@@ -116,7 +123,10 @@ impl Mapper {
     }
 
     async fn map(&self, delivery: &Delivery, batch: RowBatch) {
-        let plan = match self.plans.get(&batch.run_id).await {
+        // A state database away for a moment is waited out with the batch in hand (handing
+        // it back counts towards the queue's delivery limit); other errors are not retried.
+        let plan = ride_out("run plan", RIDE_OUT, || self.plans.get(&batch.run_id)).await;
+        let plan = match plan {
             Ok(plan) => plan,
             Err(e @ (StateError::NotFound { .. } | StateError::Corrupt { .. })) => {
                 let letter = DeadLetter {
@@ -130,22 +140,41 @@ impl Mapper {
                 settle(delivery.dead_letter_with(letter).await);
                 return;
             }
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 return retry(delivery, &batch.run_id, &batch.batch_id, e.to_string()).await;
             }
+            Err(e) => return dead_letter(delivery, &batch, Stage::Map, e.to_string()).await,
         };
         let (run_id, batch_id) = (batch.run_id.clone(), batch.batch_id.clone());
+        let attempt = batch.attempt.max(1);
+        let letter = DeadLetter {
+            run_id: batch.run_id.clone(),
+            activation_id: batch.activation_id.clone(),
+            batch_id: batch.batch_id.clone(),
+            stage: Stage::Map.into(),
+            ..DeadLetter::default()
+        };
         let requeue = |reason: String| retry(delivery, &run_id, &batch_id, reason);
         let mapped = map_batch(&plan, batch, now_ms());
         // Claiming the keys decides, once per key and run, which records are duplicates and
         // which are unchanged; a redelivery gets the same answers, so the counts stay exact.
-        let claims = match self
-            .state
-            .claim_keys(&plan, mapped.batch_id(), &mapped.keys())
-            .await
-        {
+        let keys = mapped.keys();
+        let claims = ride_out("key claims", RIDE_OUT, || {
+            self.state
+                .claim_keys_in(&plan, attempt, mapped.batch_id(), &keys)
+        })
+        .await;
+        let claims = match claims {
             Ok(claims) => claims,
-            Err(e) => return requeue(e.to_string()).await,
+            Err(e) if e.is_transient() => return requeue(e.to_string()).await,
+            Err(e) => {
+                let letter = DeadLetter {
+                    reason: format!("cannot claim the batch's keys: {e}"),
+                    ..letter
+                };
+                settle(delivery.dead_letter_with(letter).await);
+                return;
+            }
         };
         let output = mapped.finish(&claims);
         let records = output.records.as_ref().map_or(0, |(_, r)| r.records.len());
@@ -174,6 +203,18 @@ impl Mapper {
         .emit();
         settle(delivery.ack().await);
     }
+}
+
+async fn dead_letter(delivery: &Delivery, batch: &RowBatch, stage: Stage, reason: String) {
+    let letter = DeadLetter {
+        run_id: batch.run_id.clone(),
+        activation_id: batch.activation_id.clone(),
+        batch_id: batch.batch_id.clone(),
+        stage: stage.into(),
+        reason,
+        ..DeadLetter::default()
+    };
+    settle(delivery.dead_letter_with(letter).await);
 }
 
 async fn retry(delivery: &Delivery, run_id: &str, batch_id: &str, reason: String) {

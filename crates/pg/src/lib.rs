@@ -164,6 +164,20 @@ pub enum ConnectErrorKind {
     Tls,
     /// The server answered with an error (authentication, pg_hba.conf, unknown database).
     Server,
+    /// The server is there but cannot take connections now: starting up, shutting down, in
+    /// recovery (SQLSTATE 57P03), or out of connection slots (class 53). Trying again helps.
+    Unavailable,
+}
+
+impl ConnectError {
+    /// Whether trying again later may succeed: the server is unreachable or not ready. Bad
+    /// credentials, TLS and settings problems are not.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.kind,
+            ConnectErrorKind::Network | ConnectErrorKind::Unavailable
+        )
+    }
 }
 
 /// A parsed connection string with its TLS settings.
@@ -317,10 +331,13 @@ impl PgConfig {
                     "the server refused a connection without TLS ({message}); set sslmode=require, or verify-full with the server's CA in sslrootcert"
                 );
             }
-            return ConnectError {
-                kind: ConnectErrorKind::Server,
-                message,
+            let code = db.code().code();
+            let kind = if code == "57P03" || code.starts_with("53") {
+                ConnectErrorKind::Unavailable
+            } else {
+                ConnectErrorKind::Server
             };
+            return ConnectError { kind, message };
         }
         let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
         while let Some(cause) = source {

@@ -30,6 +30,7 @@ fn row_batch_round_trips() {
         first_row_number: 1,
         last: true,
         total_rows: 1,
+        attempt: 2,
     };
 
     let bytes = batch.encode_to_vec();

@@ -158,6 +158,7 @@ impl StateError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Pool(_) => true,
+            Self::Connect(e) => e.is_unavailable(),
             Self::Database(e) => e.as_db_error().is_none_or(|db| {
                 let class = db.code().code().get(..2).unwrap_or_default();
                 matches!(class, "08" | "40" | "53" | "57" | "58")

@@ -28,6 +28,18 @@ pub struct ExpiredExtraction {
     pub activation_id: String,
     /// Whether it is a full resync.
     pub full_resync: bool,
+    /// Set when the run has had all its attempts: fail it with this message instead of
+    /// queueing it again.
+    pub give_up: Option<String>,
+}
+
+/// What the extractor of an attempt says when it gives its lease back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptEnded<'a> {
+    /// Why it ended (a transient failure), for the run and its report.
+    pub reason: &'a str,
+    /// Rows this attempt published, when every publish was confirmed (`None`: not known).
+    pub published_rows: Option<u64>,
 }
 
 fn millis(d: Duration) -> f64 {
@@ -38,8 +50,9 @@ impl StateStore {
     /// Takes run `id`'s extraction lease for `owner` (a queued run becomes RUNNING). One row
     /// update, so it serializes with [`StateStore::request_cancel`]: a run is either cancelled
     /// while queued (and never extracted) or cancelled while running (and drained). A lease
-    /// another extractor holds and renews is left alone; an expired one is taken over. An
-    /// unknown run is [`StateError::NotFound`].
+    /// another extractor holds and renews is left alone; an expired one is taken over. Taking
+    /// the lease after an attempt ended starts the next attempt (never past `max_attempts`:
+    /// control fails such a run). An unknown run is [`StateError::NotFound`].
     pub async fn begin_extraction(
         &self,
         id: &str,
@@ -51,10 +64,20 @@ impl StateStore {
             .execute(
                 "UPDATE runs SET state = 'running', started_at = COALESCE(started_at, now()),
                      updated_at = now(), extract_lease = $2,
-                     extract_lease_until = now() + $3 * interval '1 millisecond'
+                     extract_lease_until = now() + $3 * interval '1 millisecond',
+                     attempt = CASE WHEN attempt_started THEN attempt + 1 ELSE attempt END,
+                     -- An expired lease taken over directly: its extractor died unheard.
+                     prior_rows = CASE WHEN attempt_started AND extract_lease <> 'released'
+                                       THEN NULL ELSE prior_rows END,
+                     attempt_error = CASE WHEN attempt_started AND extract_lease <> 'released'
+                                     THEN 'the extractor stopped renewing its lease (it stopped, or lost the state database)'
+                                     ELSE attempt_error END,
+                     attempt_started = true,
+                     request_published = true
                  WHERE id = $1 AND state IN ('queued', 'running') AND cancel_requested_at IS NULL
                    AND NOT extract_done
-                   AND (extract_lease IS NULL OR extract_lease = $2 OR extract_lease_until < now())",
+                   AND (NOT attempt_started OR attempt < max_attempts)
+                   AND (extract_lease IS NULL OR extract_lease_until < now())",
                 &[&id, &owner, &millis(lease)],
             )
             .await?;
@@ -108,15 +131,29 @@ impl StateStore {
         Ok(())
     }
 
-    /// Gives up `owner`'s lease on run `id` without finishing (a transient failure): control
-    /// queues the extraction again on its next look.
-    pub async fn release_extraction(&self, id: &str, owner: &str) -> Result<(), StateError> {
+    /// Gives up `owner`'s lease on run `id` without finishing: the attempt ended on a
+    /// transient failure. Control starts the next attempt after a backoff (5 s, doubling with each attempt, up to
+    /// 160 s), once what
+    /// this one published is accounted for (or fails the run when it had all its attempts).
+    pub async fn release_extraction(
+        &self,
+        id: &str,
+        owner: &str,
+        ended: &AttemptEnded<'_>,
+    ) -> Result<(), StateError> {
         let client = self.client().await?;
+        let rows = ended
+            .published_rows
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         client
             .execute(
-                "UPDATE runs SET extract_lease = NULL, extract_lease_until = now()
+                "UPDATE runs SET extract_lease = 'released',
+                     extract_lease_until = now()
+                         + power(2, LEAST(attempt - 1, 5)) * interval '5 seconds',
+                     attempt_error = $3,
+                     prior_rows = prior_rows + $4
                  WHERE id = $1 AND extract_lease = $2 AND NOT extract_done",
-                &[&id, &owner],
+                &[&id, &owner, &ended.reason, &rows],
             )
             .await?;
         Ok(())
@@ -133,22 +170,46 @@ impl StateStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE runs SET extract_lease = NULL,
+                "UPDATE runs SET
+                     prior_rows = CASE WHEN extract_lease <> 'released' AND attempt_started
+                                       THEN NULL ELSE prior_rows END,
+                     attempt_error = CASE WHEN extract_lease <> 'released' AND attempt_started
+                                     THEN 'the extractor stopped renewing its lease (it stopped, or lost the state database)'
+                                     ELSE attempt_error END,
+                     extract_lease = NULL,
                      extract_lease_until = now() + $1 * interval '1 millisecond'
                  WHERE id IN (
                      SELECT id FROM runs
                      WHERE state = 'running' AND NOT extract_done AND extract_lease_until < now()
+                       AND cancel_requested_at IS NULL
+                       -- The next attempt starts once what the last one published is through
+                       -- (so its counts are final), or after ten minutes whatever happens.
+                       AND (extracted = skipped + loaded + failed
+                            OR extract_lease_until < now() - interval '10 minutes')
                      ORDER BY extract_lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, activation_id, full_resync",
+                 RETURNING id, activation_id, full_resync, attempt, max_attempts,
+                           attempt_started, attempt_error",
                 &[&millis(grace), &limit],
             )
             .await?;
         Ok(rows
             .iter()
-            .map(|row| ExpiredExtraction {
-                run_id: row.get(0),
-                activation_id: row.get(1),
-                full_resync: row.get(2),
+            .map(|row| {
+                let (attempt, max_attempts): (i32, i32) = (row.get(3), row.get(4));
+                let (started, error): (bool, Option<String>) = (row.get(5), row.get(6));
+                let give_up = (started && attempt >= max_attempts).then(|| {
+                    format!(
+                        "gave up after {attempt} attempt{}; the last one ended: {}",
+                        if attempt == 1 { "" } else { "s" },
+                        error.as_deref().unwrap_or("for an unknown reason")
+                    )
+                });
+                ExpiredExtraction {
+                    run_id: row.get(0),
+                    activation_id: row.get(1),
+                    full_resync: row.get(2),
+                    give_up,
+                }
             })
             .collect())
     }

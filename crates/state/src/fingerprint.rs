@@ -13,11 +13,16 @@ use crate::plan::RunSettings;
 /// fingerprints.
 pub(crate) fn fingerprint(settings: &RunSettings) -> Result<String, StateError> {
     let err = |e: serde_json::Error| StateError::corrupt("run settings", e);
+    // How often a run is retried does not change what Mixpanel holds.
+    let options = crate::plan::ActivationOptions {
+        max_attempts: crate::plan::DEFAULT_MAX_ATTEMPTS,
+        ..settings.options
+    };
     let value = json!({
         "query": settings.query,
         "object": serde_json::to_value(settings.object).map_err(err)?,
         "mapping": serde_json::to_value(&settings.mapping).map_err(err)?,
-        "options": serde_json::to_value(settings.options).map_err(err)?,
+        "options": serde_json::to_value(options).map_err(err)?,
         "target_id": settings.target_id,
     });
     let canonical = serde_json::to_vec(&sorted(value)).map_err(err)?;

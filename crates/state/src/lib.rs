@@ -27,6 +27,7 @@ mod page;
 mod plan;
 mod progress;
 mod replay;
+mod ride_out;
 mod rotation;
 mod row_json;
 mod runs;
@@ -43,12 +44,16 @@ pub use cron::Cron;
 pub use crypto::SecretKeys;
 pub use dead_letters::{DeadLetterEntry, DeadLetterPage, NewDeadLetter};
 pub use error::StateError;
-pub use extraction::{Begin, ExpiredExtraction};
+pub use extraction::{AttemptEnded, Begin, ExpiredExtraction};
 pub use failed_records::{FailedRecord, FailedRecordFilter, FailedRecordPage, ReasonCount};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
-pub use plan::{ActivationOptions, RunPlan, TargetConnection, WarehouseConnection};
+pub use plan::{
+    ActivationOptions, DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS, RunPlan, TargetConnection,
+    WarehouseConnection,
+};
 pub use progress::{DEAD_LETTER_RULE, ProgressOutcome};
 pub use replay::{ReplayCursor, ReplayRow, ReplaySelection};
+pub use ride_out::{RIDE_OUT, ride_out};
 pub use rotation::{KeyCheck, Rotation};
 pub use runs::{Run, RunCounts, RunFilter, RunState};
 pub use schedule::ScheduledRun;

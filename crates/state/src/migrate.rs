@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_secrets_at_rest_v1",
         include_str!("../migrations/0009_secrets_at_rest_v1.sql"),
     ),
+    (
+        "0010_run_attempts",
+        include_str!("../migrations/0010_run_attempts.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

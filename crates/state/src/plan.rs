@@ -18,6 +18,20 @@ pub struct ActivationOptions {
     pub ip_zero: bool,
     /// Profiles: send `$ignore_time` so the update does not change "last seen".
     pub ignore_time: bool,
+    /// How many times a run is tried when it meets a transient failure (the warehouse
+    /// connection lost, an extractor killed), the first included. Default 3. Not part of the
+    /// settings fingerprint: changing it keeps the sync snapshot.
+    #[serde(skip_serializing_if = "is_default_attempts")]
+    pub max_attempts: u32,
+}
+
+/// The default of [`ActivationOptions::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The most attempts an activation may ask for.
+pub const MAX_MAX_ATTEMPTS: u32 = 10;
+
+fn is_default_attempts(n: &u32) -> bool {
+    *n == DEFAULT_MAX_ATTEMPTS
 }
 
 impl Default for ActivationOptions {
@@ -25,6 +39,7 @@ impl Default for ActivationOptions {
         Self {
             ip_zero: true,
             ignore_time: false,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
 }
@@ -53,6 +68,9 @@ pub struct RunPlan {
     /// SHA-256 hex of the settings the activation's sync snapshot depends on (query, object,
     /// mapping, options, target), as the run froze them.
     pub fingerprint: String,
+    /// The run's attempt when the plan was read (1 for the first). The extractor tags its
+    /// batches with it; the mapper takes it from each batch, not from a cached plan.
+    pub attempt: u32,
 }
 
 /// How to connect to a warehouse.
@@ -111,7 +129,7 @@ impl StateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT activation_id, settings, full_resync, fingerprint FROM runs WHERE id = $1",
+                "SELECT activation_id, settings, full_resync, fingerprint, attempt FROM runs WHERE id = $1",
                 &[&run_id],
             )
             .await?
@@ -135,6 +153,7 @@ impl StateStore {
             options: settings.options,
             full_resync: row.get(2),
             fingerprint,
+            attempt: u32::try_from(row.get::<_, i32>(4)).unwrap_or(1),
         })
     }
 }

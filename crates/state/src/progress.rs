@@ -39,6 +39,8 @@ struct LockedRun {
     activation_id: String,
     /// CancelRun was called: the run ends CANCELLED once its counts add up.
     cancel_requested: bool,
+    /// Rows earlier attempts published (`None`: not known, an extractor died).
+    prior_rows: Option<u64>,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -164,7 +166,11 @@ async fn apply_to_run(
                 // A restarted extractor of a cancelled run cannot know what its first delivery
                 // published: the run closes on the extracted rows reported (which reach control
                 // ahead of this report on the same queue).
-                total_rows = (!done.total_unknown).then_some(done.total_rows);
+                // Earlier attempts' rows count too (each attempt reads the query again).
+                total_rows = match (done.total_unknown, run.prior_rows) {
+                    (false, Some(prior)) => Some(prior + done.total_rows),
+                    _ => None,
+                };
             }
             Some(Terminal::Fatal(fatal)) => {
                 error_message.get_or_insert_with(|| fatal.message.clone());
@@ -230,7 +236,8 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
     let Some(row) = tx
         .query_opt(
             "SELECT r.state, r.extracted, r.skipped, r.loaded, r.failed, r.total_rows,
-                    r.extraction_finished, r.activation_id, r.cancel_requested_at IS NOT NULL
+                    r.extraction_finished, r.activation_id, r.cancel_requested_at IS NOT NULL,
+                    r.prior_rows
              FROM runs r WHERE r.id = $1 FOR UPDATE",
             &[&run_id],
         )
@@ -254,6 +261,7 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         extraction_finished: row.get(6),
         activation_id: row.get(7),
         cancel_requested: row.get(8),
+        prior_rows: row.get::<_, Option<i64>>(9).map(to_u64),
     }))
 }
 

@@ -110,6 +110,15 @@ pub struct Run {
     pub started_at: Option<SystemTime>,
     /// When it ended.
     pub finished_at: Option<SystemTime>,
+    /// Which attempt it is on (1 for the first): a transient failure starts the next.
+    pub attempt: u32,
+    /// The most attempts it may take.
+    pub max_attempts: u32,
+    /// Why the last attempt ended, once one did.
+    pub attempt_error: Option<String>,
+    /// Why this run sends every row again, when its sync snapshot was emptied (the
+    /// destination or the settings changed); `None` for a first sync or an unchanged one.
+    pub full_sync_reason: Option<String>,
 }
 
 /// Which runs to list.
@@ -123,7 +132,7 @@ pub struct RunFilter {
 
 pub(crate) const COLUMNS: &str = "id, activation_id, state, extracted, skipped, loaded, failed, \
      total_rows, extraction_finished, error_message, full_resync, replay_of_run_id, created_at, \
-     started_at, finished_at";
+     started_at, finished_at, attempt, max_attempts, attempt_error, full_sync_reason";
 
 fn count(row: &Row, index: usize) -> u64 {
     let value: i64 = row.get(index);
@@ -153,6 +162,10 @@ pub(crate) fn from_row(row: &Row) -> Result<Run, StateError> {
         created_at: row.get(12),
         started_at: row.get(13),
         finished_at: row.get(14),
+        attempt: u32::try_from(row.get::<_, i32>(15)).unwrap_or(1),
+        max_attempts: u32::try_from(row.get::<_, i32>(16)).unwrap_or(1),
+        attempt_error: row.get(17),
+        full_sync_reason: row.get(18),
         id,
     })
 }
@@ -197,21 +210,26 @@ impl StateStore {
             });
         }
         let fingerprint = fingerprint(&activation)?;
-        invalidate_if_changed(tx, activation_id, &fingerprint).await?;
+        let full_sync_reason = invalidate_if_changed(tx, activation_id, &fingerprint).await?;
+        let max_attempts = i32::try_from(activation.options.max_attempts.max(1)).unwrap_or(1);
         let settings = serde_json::to_value(&activation)
             .map_err(|e| StateError::corrupt("run settings", e))?;
         let id = new_id();
         let sql = format!(
-            "INSERT INTO runs (id, activation_id, state, full_resync, replay_of_run_id, settings, fingerprint)
-             VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO runs (id, activation_id, state, full_resync, replay_of_run_id, settings,
+                 fingerprint, max_attempts, full_sync_reason, request_published)
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $4::text IS NOT NULL)
+             RETURNING {COLUMNS}"
         );
-        let params: [&(dyn ToSql + Sync); 6] = [
+        let params: [&(dyn ToSql + Sync); 8] = [
             &id,
             &activation_id,
             &full_resync,
             &replay_of_run_id,
             &settings,
             &fingerprint,
+            &max_attempts,
+            &full_sync_reason,
         ];
         let row = tx.query_one(&sql, &params).await.map_err(|e| {
             if StateError::is_unique_violation(&e) {
@@ -297,6 +315,51 @@ impl StateStore {
             .map(from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(paginate(rows, page, |r| r.id.clone()))
+    }
+
+    /// Records that run `id`'s ExtractRequest was confirmed by the broker (the outbox).
+    pub async fn mark_request_published(&self, id: &str) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE runs SET request_published = true WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` queued runs whose ExtractRequest was not confirmed `after` their
+    /// creation (control died between the commit and the publish, or RabbitMQ was away), to
+    /// publish it again: each is given `after` again before it is relayed once more. `SKIP
+    /// LOCKED`, so control replicas do not relay one twice at once.
+    pub async fn unpublished_requests(
+        &self,
+        after: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<crate::ExpiredExtraction>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE runs SET updated_at = now()
+                 WHERE id IN (
+                     SELECT id FROM runs
+                     WHERE NOT request_published AND state = 'queued'
+                       AND updated_at < now() - $1 * interval '1 millisecond'
+                     ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, activation_id, full_resync",
+                &[&(after.as_secs_f64() * 1000.0), &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| crate::ExpiredExtraction {
+                run_id: row.get(0),
+                activation_id: row.get(1),
+                full_resync: row.get(2),
+                give_up: None,
+            })
+            .collect())
     }
 
     /// Ends an unfinished run as FAILED with `message` (e.g. when its ExtractRequest could not

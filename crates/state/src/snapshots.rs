@@ -73,6 +73,21 @@ impl StateStore {
         batch_id: &str,
         records: &[KeyToClaim<'_>],
     ) -> Result<HashMap<String, KeyClaim>, StateError> {
+        self.claim_keys_in(plan, 1, batch_id, records).await
+    }
+
+    /// [`StateStore::claim_keys`] for a batch of attempt `attempt` of the run: a key an
+    /// earlier attempt claimed is claimed again, and compared with the snapshot as that
+    /// attempt left it (so a record the earlier attempt loaded is skipped, one that failed to
+    /// load is sent).
+    pub async fn claim_keys_in(
+        &self,
+        plan: &RunPlan,
+        attempt: u32,
+        batch_id: &str,
+        records: &[KeyToClaim<'_>],
+    ) -> Result<HashMap<String, KeyClaim>, StateError> {
+        let attempt = i32::try_from(attempt.max(1)).unwrap_or(i32::MAX);
         let mut unique: BTreeMap<Cow<'_, str>, &KeyToClaim<'_>> = BTreeMap::new();
         for record in records {
             unique.entry(stored_key(record.key)).or_insert(record);
@@ -83,7 +98,7 @@ impl StateStore {
         let keys: Vec<&str> = unique.keys().map(AsRef::as_ref).collect();
         let numbers: Vec<i64> = unique.values().map(|r| to_i64(r.row_number)).collect();
         let hashes: Vec<&[u8]> = unique.values().map(|r| r.row_hash).collect();
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let params: [&(dyn ToSql + Sync); 8] = [
             &plan.run_id,
             &batch_id,
             &keys,
@@ -91,6 +106,7 @@ impl StateStore {
             &hashes,
             &plan.full_resync,
             &plan.activation_id,
+            &attempt,
         ];
         let client = self.client().await?;
         // Rows are upserted in key order, so concurrent batches sharing keys lock them in the
@@ -100,8 +116,9 @@ impl StateStore {
         let rows = client
             .query(
                 "INSERT INTO sync_snapshots AS s
-                     (activation_id, key, row_hash, claim_run, claim_batch, claim_row, claim_send)
-                 SELECT $7, i.k, i.h, $1, $2, i.n, true
+                     (activation_id, key, row_hash, claim_run, claim_batch, claim_row, claim_send,
+                      claim_attempt)
+                 SELECT $7, i.k, i.h, $1, $2, i.n, true, $8
                  FROM unnest($3::text[], $4::bigint[], $5::bytea[]) AS i(k, n, h)
                  WHERE EXISTS (
                      SELECT 1 FROM runs r JOIN activations a ON a.id = r.activation_id
@@ -115,8 +132,10 @@ impl StateStore {
                      claim_batch = EXCLUDED.claim_batch,
                      claim_row = EXCLUDED.claim_row,
                      claim_send = $6 OR s.row_hash IS DISTINCT FROM EXCLUDED.row_hash,
+                     claim_attempt = EXCLUDED.claim_attempt,
                      updated_at = now()
                  WHERE s.claim_run IS DISTINCT FROM EXCLUDED.claim_run
+                    OR COALESCE(s.claim_attempt, 1) < EXCLUDED.claim_attempt
                  RETURNING key, claim_batch, claim_row, claim_send",
                 &params,
             )
@@ -174,17 +193,34 @@ pub(crate) async fn invalidate_if_changed(
     tx: &Transaction<'_>,
     activation_id: &str,
     fingerprint: &str,
-) -> Result<bool, StateError> {
-    let changed = tx
-        .execute(
-            "UPDATE activations SET snapshot_fingerprint = $2
-             WHERE id = $1 AND snapshot_fingerprint IS DISTINCT FROM $2",
+) -> Result<Option<String>, StateError> {
+    // The activation row is locked by the caller.
+    let Some(before) = tx
+        .query_opt(
+            "SELECT snapshot_fingerprint, snapshot_reset_reason FROM activations
+             WHERE id = $1
+               AND (snapshot_fingerprint IS DISTINCT FROM $2 OR snapshot_reset_reason IS NOT NULL)",
             &[&activation_id, &fingerprint],
         )
-        .await?;
-    if changed == 0 {
-        return Ok(false);
-    }
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (old, reset): (Option<String>, Option<String>) = (before.get(0), before.get(1));
+    tx.execute(
+        "UPDATE activations SET snapshot_fingerprint = $2, snapshot_reset_reason = NULL
+         WHERE id = $1",
+        &[&activation_id, &fingerprint],
+    )
+    .await?;
+    // A first sync needs no reason; otherwise say why every row goes again.
+    let reason = match (reset, old) {
+        (Some(reason), _) => Some(reason),
+        (None, Some(_)) => {
+            Some("the activation's query, mapping, object, options or target changed".to_owned())
+        }
+        (None, None) => None,
+    };
     let removed = tx
         .execute(
             "DELETE FROM sync_snapshots WHERE activation_id = $1",
@@ -195,10 +231,11 @@ pub(crate) async fn invalidate_if_changed(
         tracing::info!(
             activation_id,
             removed,
-            "activation settings changed: sync snapshot cleared, every row will be sent"
+            reason = reason.as_deref().unwrap_or("first sync"),
+            "sync snapshot cleared, every row will be sent"
         );
     }
-    Ok(true)
+    Ok(reason)
 }
 
 /// A key as stored: Postgres text cannot hold U+0000, which a warehouse value can.

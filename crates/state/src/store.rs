@@ -1,17 +1,34 @@
 //! The store handle: a connection pool plus the secret box.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use mixsync_pg::PgConfig;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use crate::crypto::{SecretBox, SecretKeys};
 use crate::error::StateError;
 
 /// Connections kept open per process; every service does short transactions.
 const POOL_SIZE: usize = 16;
+
+/// How long a caller waits for a pooled connection, and for a new one to open, before the
+/// call fails as unavailable (and the caller retries it or gives up): a database that went
+/// away must not hang a service. See `docs/operations.md`.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// How long one statement may run. Generous (emptying a large sync snapshot is one
+/// statement), but bounded: a stuck lock must not stall a service for ever.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Idle time after which TCP keepalives probe a state connection, so a connection to a
+/// server that vanished (a host that rebooted) is noticed in about a minute, not two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// How [`StateStore::connect_patiently`] paces its attempts.
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The Postgres state store. Cheap to clone: clones share the pool.
 #[derive(Clone)]
@@ -43,7 +60,17 @@ impl StateStore {
         let pg = PgConfig::parse(url).map_err(StateError::InvalidUrl)?;
         // `allow` is decided once, by a first connection; the pool then uses what worked.
         let pg = pg.settle().await.map_err(StateError::Connect)?;
-        let (config, tls) = pg.for_pool().map_err(StateError::Tls)?;
+        let (mut config, tls) = pg.for_pool().map_err(StateError::Tls)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
+        config.keepalives_idle(KEEPALIVE_IDLE);
+        let options = format!(
+            "{} -c statement_timeout={}",
+            config.get_options().unwrap_or_default(),
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        config.options(options.trim_start());
         let manager = Manager::from_config(
             config,
             tls,
@@ -54,6 +81,9 @@ impl StateStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()?;
         let store = Self {
             pool,
@@ -69,6 +99,44 @@ impl StateStore {
         };
         client.simple_query("SELECT 1").await?;
         Ok(store)
+    }
+
+    /// [`StateStore::connect_with_keys`], waiting for a database that is not up yet (refused,
+    /// unreachable, starting up) for as long as it takes: every service starts before its
+    /// database in `docker compose up` or a Kubernetes rollout. Logs that it waits, and when
+    /// the database answers. `None` when `shutdown` is cancelled first; other errors (bad
+    /// URL, credentials, TLS) are returned at once.
+    pub async fn connect_patiently(
+        url: &str,
+        keys: SecretKeys,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Self>, StateError> {
+        let mut wait = FIRST_WAIT;
+        let mut attempts = 0u32;
+        loop {
+            match Self::connect_with_keys(url, keys.clone()).await {
+                Ok(store) => {
+                    if attempts > 0 {
+                        tracing::info!(attempts, "the state database is up");
+                    }
+                    return Ok(Some(store));
+                }
+                Err(error) if error.is_transient() => {
+                    // Every attempt at first, then every tenth, so a long outage does not
+                    // flood the log.
+                    if attempts < 3 || attempts % 10 == 0 {
+                        tracing::warn!(%error, attempts, "waiting for the state database");
+                    }
+                    attempts += 1;
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(None),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(MAX_WAIT);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     pub(crate) async fn client(&self) -> Result<Object, StateError> {

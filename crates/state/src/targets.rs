@@ -179,7 +179,15 @@ impl StateStore {
             id,
             spec.service_account_secret.as_ref(),
         )?;
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let before = tx
+            .query_opt(
+                "SELECT project_id, residency, base_url FROM targets WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| StateError::not_found("target", id))?;
         let sql = format!(
             "UPDATE targets SET name = $2, project_id = $3, residency = $4, base_url = $5,
                  service_account_username = $6,
@@ -189,13 +197,14 @@ impl StateStore {
                  updated_at = now()
              WHERE id = $1 RETURNING {COLUMNS}"
         );
-        let row = client
+        let project_id = project_id_param(spec)?;
+        let row = tx
             .query_opt(
                 &sql,
                 &[
                     &id,
                     &spec.name,
-                    &project_id_param(spec)?,
+                    &project_id,
                     &spec.residency.as_str(),
                     &spec.base_url,
                     &spec.service_account_username,
@@ -207,7 +216,45 @@ impl StateStore {
             .await
             .map_err(|e| name_taken(e, &spec.name))?
             .ok_or_else(|| StateError::not_found("target", id))?;
-        from_row(&row)
+        let target = from_row(&row)?;
+        let changed = [
+            ("project", before.get::<_, i64>(0) != row.get::<_, i64>(2)),
+            (
+                "residency",
+                before.get::<_, String>(1) != row.get::<_, String>(3),
+            ),
+            (
+                "base URL",
+                before.get::<_, Option<String>>(2) != row.get::<_, Option<String>>(4),
+            ),
+        ];
+        let changed: Vec<&str> = changed
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(n, _)| *n)
+            .collect();
+        if !changed.is_empty() {
+            // What the snapshots say Mixpanel holds is about the old destination: the next
+            // run of each activation empties its snapshot and sends every row.
+            let reason = format!(
+                "the destination changed (the target's {} changed): a full sync",
+                changed.join(" and ")
+            );
+            let reset = tx
+                .execute(
+                    "UPDATE activations SET snapshot_reset_reason = $2 WHERE target_id = $1",
+                    &[&id, &reason],
+                )
+                .await?;
+            tracing::info!(
+                target_id = id,
+                activations = reset,
+                reason,
+                "target destination changed"
+            );
+        }
+        tx.commit().await?;
+        Ok(target)
     }
 
     /// One target by id.

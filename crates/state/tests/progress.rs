@@ -7,8 +7,8 @@ use mixsync_test_support::fixtures::seeded;
 use std::time::Duration;
 
 use mixsync_state::{
-    Begin, ExpiredExtraction, FailedRecordFilter, PageRequest, ProgressOutcome, RunState, Stage,
-    StateError,
+    AttemptEnded, Begin, ExpiredExtraction, FailedRecordFilter, PageRequest, ProgressOutcome,
+    RunState, Stage, StateError,
 };
 
 fn report(run_id: &str, stage: v1::Stage, batch: &str) -> v1::Progress {
@@ -325,6 +325,7 @@ async fn one_extractor_holds_the_lease_and_an_expired_one_is_queued_again_once()
             run_id: run.id.clone(),
             activation_id: activation.clone(),
             full_resync: true,
+            give_up: None,
         }]
     );
     assert!(
@@ -341,16 +342,37 @@ async fn one_extractor_holds_the_lease_and_an_expired_one_is_queued_again_once()
     );
     assert!(!store.renew_extraction(&run.id, "x1", LEASE).await.unwrap());
 
-    // A released lease is queued again at once (after the grace given to the new request).
-    store.release_extraction(&run.id, "x2").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.expired_extractions(grace, 10).await.unwrap().len(), 1);
+    // x2's attempt (the second) ends on a transient failure: the next attempt is queued after
+    // a backoff, not at once.
+    let ended = AttemptEnded {
+        reason: "lost the warehouse connection: connection closed",
+        published_rows: Some(0),
+    };
+    store
+        .release_extraction(&run.id, "x2", &ended)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .expired_extractions(grace, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    end_backoff(&db, &run.id).await;
+    let expired = store.expired_extractions(grace, 10).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].give_up, None);
 
-    // Done: never queued again, and a late request finds nothing to do.
+    // x3 takes the third attempt; the run says which attempt it is on and why the last ended.
     assert_eq!(
         store.begin_extraction(&run.id, "x3", LEASE).await.unwrap(),
         Begin::Started
     );
+    let now = store.get_run(&run.id).await.unwrap();
+    assert_eq!((now.attempt, now.max_attempts), (3, 3));
+    assert_eq!(now.attempt_error.as_deref(), Some(ended.reason));
+    // Done: never queued again, and a late request finds nothing to do.
     store.end_extraction(&run.id).await.unwrap();
     assert!(!store.renew_extraction(&run.id, "x3", LEASE).await.unwrap());
     assert_eq!(
@@ -416,4 +438,88 @@ async fn a_cancelled_run_with_an_unknown_total_closes_on_what_was_reported() {
     assert_eq!((ended.counts.extracted, ended.counts.loaded), (5, 5));
     assert_eq!(ended.total_rows, Some(5));
     drop(store);
+}
+
+/// Moves a released extraction's backoff into the past, as if it had been waited out.
+async fn end_backoff(db: &TestDb, run_id: &str) {
+    db.client()
+        .await
+        .execute(
+            "UPDATE runs SET extract_lease_until = now() - interval '1 second' WHERE id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_run_is_given_up_after_its_last_attempt_and_waits_for_its_rows_before_the_next() {
+    let db = TestDb::create().await;
+    let store = db.state().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    let grace = Duration::from_secs(60);
+    let ended = |reason| AttemptEnded {
+        reason,
+        published_rows: Some(100),
+    };
+    assert_eq!(
+        store.begin_extraction(&run.id, "a1", LEASE).await.unwrap(),
+        Begin::Started
+    );
+    // Attempt 1 published 100 rows, then lost the warehouse; only 40 are through.
+    store
+        .apply_progress(&extracted(&run.id, "b0", 100, None))
+        .await
+        .unwrap();
+    store
+        .apply_progress(&loaded(&run.id, "b0", 40))
+        .await
+        .unwrap();
+    store
+        .release_extraction(&run.id, "a1", &ended("connection lost"))
+        .await
+        .unwrap();
+    end_backoff(&db, &run.id).await;
+    assert!(
+        store
+            .expired_extractions(grace, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the next attempt must wait until what the last one published is accounted for"
+    );
+    store
+        .apply_progress(&loaded(&run.id, "b0-rest", 60))
+        .await
+        .unwrap();
+    assert_eq!(store.expired_extractions(grace, 10).await.unwrap().len(), 1);
+    for (owner, attempt) in [("a2", 2), ("a3", 3)] {
+        assert_eq!(
+            store.begin_extraction(&run.id, owner, LEASE).await.unwrap(),
+            Begin::Started
+        );
+        assert_eq!(store.get_run(&run.id).await.unwrap().attempt, attempt);
+        store
+            .release_extraction(&run.id, owner, &ended("connection lost again"))
+            .await
+            .unwrap();
+        end_backoff(&db, &run.id).await;
+        let expired = store.expired_extractions(grace, 10).await.unwrap();
+        assert_eq!(expired.len(), 1);
+        if attempt < 3 {
+            assert_eq!(expired[0].give_up, None);
+        } else {
+            assert_eq!(
+                expired[0].give_up.as_deref(),
+                Some("gave up after 3 attempts; the last one ended: connection lost again")
+            );
+        }
+    }
+    // A late request cannot start a fourth attempt.
+    end_backoff(&db, &run.id).await;
+    assert_eq!(
+        store.begin_extraction(&run.id, "a4", LEASE).await.unwrap(),
+        Begin::Busy
+    );
 }

@@ -7,6 +7,7 @@
 
 mod cleanup;
 pub mod db;
+pub mod fault_servers;
 pub mod fixtures;
 pub mod pki;
 pub mod queues;
@@ -16,6 +17,7 @@ pub mod tls_pg;
 use std::time::Duration;
 
 pub use db::{ADMIN_URL, PG_SERVER, TestDb, database_exists};
+pub use fault_servers::FaultServers;
 pub use pki::TestPki;
 pub use queues::{QueueMessages, TestQueues, queue_depths, queue_messages};
 pub use service::RunningService;

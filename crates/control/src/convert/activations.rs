@@ -44,6 +44,19 @@ pub(crate) fn activation_spec(
             ),
         ));
     }
+    let max_attempts = match spec.options.as_ref().map_or(0, |o| o.max_attempts) {
+        0 => mixsync_state::DEFAULT_MAX_ATTEMPTS,
+        n if n <= mixsync_state::MAX_MAX_ATTEMPTS => n,
+        n => {
+            return Err(ApiError::invalid(
+                field("options.max_attempts"),
+                format!(
+                    "{n} is more than {}; a run that fails that often needs a person, not another attempt",
+                    mixsync_state::MAX_MAX_ATTEMPTS
+                ),
+            ));
+        }
+    };
     Ok(ActivationSpec {
         name: required(&field("name"), &spec.name)?,
         warehouse_id: required(&field("warehouse_id"), &spec.warehouse_id)?,
@@ -58,6 +71,7 @@ pub(crate) fn activation_spec(
             .map_or_else(ActivationOptions::default, |o| ActivationOptions {
                 ip_zero: o.ip_zero.unwrap_or(true),
                 ignore_time: o.ignore_time,
+                max_attempts,
             }),
         schedule: schedule(spec.schedule.as_ref(), &field("schedule"))?,
     })
@@ -171,6 +185,7 @@ pub(crate) fn activation_to_proto(a: &Activation) -> v1::Activation {
         options: Some(v1::ActivationOptions {
             ip_zero: Some(s.options.ip_zero),
             ignore_time: s.options.ignore_time,
+            max_attempts: s.options.max_attempts,
         }),
         schedule: Some(v1::Schedule {
             kind: Some(match &s.schedule {

@@ -48,6 +48,10 @@ pub(crate) fn run_to_proto(run: &Run) -> v1::Run {
         finished_at: run.finished_at.map(timestamp),
         full_resync: run.full_resync,
         replay_of_run_id: run.replay_of_run_id.clone().unwrap_or_default(),
+        attempt: run.attempt,
+        max_attempts: run.max_attempts,
+        attempt_error: run.attempt_error.clone().unwrap_or_default(),
+        full_sync_reason: run.full_sync_reason.clone().unwrap_or_default(),
     }
 }
 

@@ -217,6 +217,7 @@ impl Batches {
                 first_row_number: segment.first().map_or(1, |r| r.row_number),
                 last: false,
                 total_rows: 0,
+                attempt: 1,
             };
             self.seq += 1;
             self.total_rows += segment.len() as u64;

@@ -39,23 +39,38 @@ pub(crate) async fn trigger(
     })
 }
 
-/// Publishes a queued run's ExtractRequest (TriggerRun and the scheduler); when that fails the
-/// run is marked FAILED.
+/// Publishes a queued run's ExtractRequest (TriggerRun and the scheduler). The run was
+/// committed with its request unpublished (the outbox): when publishing fails here, the run
+/// stays QUEUED and the scheduler relays the request until the broker confirms it.
 pub(crate) async fn queue(ctx: &Context, run: &Run) -> ApiResult<()> {
-    let request = v1::ExtractRequest {
-        run_id: run.id.clone(),
-        activation_id: run.activation_id.clone(),
-        full_resync: run.full_resync,
-    };
-    if let Err(e) = ctx.publisher.publish(mixsync_bus::EXTRACT, &request).await {
-        let message = format!("could not queue the extraction: {e}");
-        ctx.state.fail_run(&run.id, &message).await?;
-        return Err(ApiError::Unavailable(format!(
-            "run `{}`: {message}; it was marked FAILED, trigger it again",
-            run.id
-        )));
+    if let Err(e) = publish_request(ctx, &run.id, &run.activation_id, run.full_resync).await {
+        tracing::warn!(run_id = %run.id, error = %e,
+            "cannot queue the extraction now; the scheduler will publish it again");
     }
     Ok(())
+}
+
+/// Publishes run `run_id`'s ExtractRequest and, once the broker confirmed it, records that
+/// (a run whose request is recorded unpublished is relayed by the scheduler).
+pub(crate) async fn publish_request(
+    ctx: &Context,
+    run_id: &str,
+    activation_id: &str,
+    full_resync: bool,
+) -> Result<(), String> {
+    let request = v1::ExtractRequest {
+        run_id: run_id.to_owned(),
+        activation_id: activation_id.to_owned(),
+        full_resync,
+    };
+    ctx.publisher
+        .publish(mixsync_bus::EXTRACT, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.state
+        .mark_request_published(run_id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// CancelRun: a queued run ends CANCELLED now; a running one stops extracting and ends

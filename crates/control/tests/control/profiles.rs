@@ -87,6 +87,7 @@ fn groups_spec(warehouse_id: &str, target_id: &str) -> v1::ActivationSpec {
         options: Some(v1::ActivationOptions {
             ip_zero: Some(true),
             ignore_time: true,
+            max_attempts: 0,
         }),
         schedule: None,
     }

@@ -81,3 +81,26 @@ impl WarehouseError {
 pub(crate) fn chain(e: &tokio_postgres::Error) -> String {
     mixsync_pg::chain(e)
 }
+
+impl WarehouseError {
+    /// Whether another attempt may succeed: the connection was lost or could not be made for
+    /// now, or the server reported a transient condition — SQLSTATE class 08 (connection),
+    /// 53 (insufficient resources), 40001 and 40P01 (serialization failure, deadlock), 57P01
+    /// to 57P03 (the server shutting down or starting). SQL errors, permissions and bad
+    /// values are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::ConnectTimeout(_) | Self::Connection(_) => true,
+            Self::Connect(e) => e.is_unavailable(),
+            Self::Database { code, .. } => {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(
+                        code.as_str(),
+                        "40001" | "40P01" | "57P01" | "57P02" | "57P03"
+                    )
+            }
+            Self::InvalidDsn(_) | Self::Parameters { .. } | Self::Decode { .. } => false,
+        }
+    }
+}

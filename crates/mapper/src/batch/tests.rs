@@ -9,6 +9,7 @@ const NOW: i64 = 1_700_000_000_000;
 
 fn plan(object: ObjectKind) -> RunPlan {
     RunPlan {
+        attempt: 1,
         run_id: "run-1".into(),
         activation_id: "act-1".into(),
         warehouse_id: "wh-1".into(),
@@ -63,6 +64,7 @@ fn batch() -> RowBatch {
         first_row_number: 1501,
         last: false,
         total_rows: 0,
+        attempt: 1,
     }
 }
 

@@ -118,5 +118,6 @@ pub fn row_batch(run_id: &str, activation_id: &str, seq: u64, rows: Vec<Vec<Valu
         rows: rows.into_iter().map(from_domain_values).collect(),
         last: false,
         total_rows: 0,
+        attempt: 1,
     }
 }
