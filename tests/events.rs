@@ -150,6 +150,81 @@ async fn running_an_activation_twice_leaves_no_duplicates() -> anyhow::Result<()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_pointed_at_another_project_starts_afresh() -> anyhow::Result<()> {
+    let mut world = World::new("destination").await?;
+    seed(&mut world, 4_930, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    let activation =
+        events_activation(&mut control, "orders", &wh, &target, QUERY, &["plan"]).await?;
+    let first = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(counts(&first).loaded, 4_930, "{first:?}");
+    assert!(
+        first.full_sync_reason.is_empty(),
+        "a first sync needs no reason: {first:?}"
+    );
+
+    // A second emulator stands for another Mixpanel project; the target now points there.
+    let port = free_port();
+    let other = format!("http://127.0.0.1:{port}");
+    let mut second = tokio::process::Command::new(binary()?)
+        .args(["serve", "emulator"])
+        .env("MIXSYNC_EMULATOR_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    control
+        .update_target(pb::UpdateTargetRequest {
+            id: target.clone(),
+            target: Some(pb::TargetSpec {
+                name: "emulator".into(),
+                project_id: "1".into(),
+                residency: pb::Residency::Us as i32,
+                base_url: other.clone(),
+                token: "demo-token".into(),
+                service_account_username: "demo-sa".into(),
+                service_account_secret: "demo-secret".into(),
+                allow_insecure_http: false,
+            }),
+        })
+        .await?;
+    let again = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(again.state, pb::RunState::Succeeded as i32, "{again:?}");
+    assert_adds_up(&again);
+    assert_eq!(
+        (counts(&again).skipped, counts(&again).loaded),
+        (0, 4_930),
+        "{again:?}"
+    );
+    assert!(
+        again.full_sync_reason.contains("destination changed"),
+        "{again:?}"
+    );
+    let body: serde_json::Value = reqwest::get(format!("{other}/_emulator/events?project_id=1"))
+        .await?
+        .json()
+        .await?;
+    let events = body["events"].as_array().cloned().unwrap_or_default();
+    let ids: HashSet<&str> = events
+        .iter()
+        .filter_map(|e| e["properties"]["$insert_id"].as_str())
+        .collect();
+    assert_eq!((ids.len(), events.len()), (4_930, 4_930));
+    // The next run is incremental again, against the new project.
+    let third = run_to_end(&mut control, &activation.id, RUN_TIMEOUT).await?;
+    assert_eq!(
+        (counts(&third).skipped, counts(&third).loaded),
+        (4_930, 0),
+        "{third:?}"
+    );
+    assert!(third.full_sync_reason.is_empty(), "{third:?}");
+    second.start_kill()?;
+    world.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_slow_the_run_but_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     let mut world = World::new("faults").await?;
     // The emulator's own rate limit is low and the loader's is off, so Mixpanel may answer 429s of
@@ -296,9 +371,16 @@ async fn an_extractor_killed_mid_extraction_is_replaced_and_the_run_completes() 
         world.log("control")
     );
     assert_adds_up(&run);
-    assert_eq!(
-        (counts(&run).extracted, counts(&run).loaded),
-        (50_000, 50_000)
+    // The second attempt read the query again: the rows the first one had read count again as
+    // extracted, and those it loaded as skipped; every row is loaded once.
+    let c = counts(&run);
+    assert_eq!(c.loaded, 50_000, "{run:?}");
+    assert_eq!(c.extracted, 50_000 + c.skipped, "{run:?}");
+    assert!(c.skipped >= 5_000, "{run:?}");
+    assert_eq!(run.attempt, 2, "{run:?}");
+    assert!(
+        run.attempt_error.contains("stopped renewing its lease"),
+        "{run:?}"
     );
     assert!(
         world.log("control").contains("extraction queued again"),

@@ -46,7 +46,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -74,6 +74,8 @@ pub type Control = ControlClient<InterceptedService<Channel, Bearer>>;
 /// One test's isolated world.
 pub struct World {
     pub name: String,
+    /// The PostgreSQL server of the state and warehouse databases (`postgres://…:port`).
+    pub pg: String,
     pub state_db: String,
     pub warehouse_db: String,
     pub prefix: String,
@@ -97,12 +99,19 @@ pub struct World {
 impl World {
     /// Creates the databases; starts nothing yet.
     pub async fn new(name: &str) -> anyhow::Result<World> {
+        Self::new_on(name, PG, &mixsync_test_support::queues::amqp_url()).await
+    }
+
+    /// A world whose databases live on the PostgreSQL server `pg` and whose queues on the
+    /// broker `amqp_url` (the fault tests' own servers, which they restart).
+    pub async fn new_on(name: &str, pg: &str, amqp_url: &str) -> anyhow::Result<World> {
         let id = mixsync_test_support::unique_suffix();
         // One id in every name, to find a failed test's databases, queues and logs together.
-        let state = TestDb::create_exactly(format!("e2e_state_{id}")).await;
-        let warehouse = TestDb::create_exactly(format!("e2e_wh_{id}")).await;
-        let queues = TestQueues::with_prefix(format!("e2e{id}."));
+        let state = TestDb::create_on(pg, "", format!("e2e_state_{id}")).await;
+        let warehouse = TestDb::create_on(pg, "", format!("e2e_wh_{id}")).await;
+        let queues = TestQueues::on(amqp_url.to_owned(), format!("e2e{id}."));
         let world = World {
+            pg: pg.to_owned(),
             name: name.to_owned(),
             state_db: state.name().to_owned(),
             warehouse_db: warehouse.name().to_owned(),
@@ -128,7 +137,7 @@ impl World {
     }
 
     pub fn warehouse_url(&self) -> String {
-        format!("{PG}/{}", self.warehouse_db)
+        format!("{}/{}", self.pg, self.warehouse_db)
     }
 
     /// The warehouse database, for seeding and checks.
@@ -148,7 +157,7 @@ impl World {
         let mut env = vec![
             (
                 "MIXSYNC_DATABASE_URL".to_owned(),
-                format!("{PG}/{}", self.state_db),
+                format!("{}/{}", self.pg, self.state_db),
             ),
             ("MIXSYNC_AMQP_URL".to_owned(), self.queues.config().url),
             ("MIXSYNC_QUEUE_PREFIX".to_owned(), self.prefix.clone()),

@@ -123,8 +123,18 @@ pub(crate) fn line(progress: &pb::RunProgress) -> String {
     let run = progress.run.clone().unwrap_or_default();
     let p = parts(progress, &run);
     let c = p.counts;
+    // From the second attempt on, say which attempt this is.
+    let attempt = if run.attempt > 1 {
+        format!(
+            " (attempt {}/{})",
+            run.attempt,
+            run.max_attempts.max(run.attempt)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} extracted {}  loaded {}  skipped {}  failed {}  done {}  rate {}  eta {}",
+        "{}{attempt} extracted {}  loaded {}  skipped {}  failed {}  done {}  rate {}  eta {}",
         views::state_name(run.state),
         c.extracted,
         c.loaded,
@@ -214,6 +224,18 @@ impl Progress {
                     // Leave the final state on screen above the report.
                     bar.finish();
                 }
+            }
+        }
+    }
+
+    /// Prints a line about the watch itself (e.g. reconnecting) above the bar, on stderr.
+    pub(crate) fn note(&self, message: &str) {
+        match self {
+            Progress::Bar(bar) => bar.println(message),
+            Progress::Plain(_) | Progress::Quiet => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{message}");
+                let _ = err.flush();
             }
         }
     }

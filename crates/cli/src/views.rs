@@ -207,6 +207,12 @@ pub(crate) struct Run {
     pub(crate) finished_at: String,
     pub(crate) duration_seconds: Option<f64>,
     pub(crate) full_resync: bool,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) attempt_error: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) full_sync_reason: String,
 }
 
 impl From<&pb::Run> for Run {
@@ -237,6 +243,10 @@ impl From<&pb::Run> for Run {
             finished_at: time(r.finished_at.as_ref()),
             duration_seconds,
             full_resync: r.full_resync,
+            attempt: r.attempt.max(1),
+            max_attempts: r.max_attempts.max(1),
+            attempt_error: r.attempt_error.clone(),
+            full_sync_reason: r.full_sync_reason.clone(),
         }
     }
 }
@@ -256,6 +266,22 @@ impl Run {
                 String::new()
             };
             out.push_str(&format!("  took {seconds:.2}s{rate}\n"));
+        }
+        if self.attempt > 1 || !self.attempt_error.is_empty() {
+            out.push_str(&format!(
+                "  attempt {} of {}",
+                self.attempt, self.max_attempts
+            ));
+            if !self.attempt_error.is_empty() {
+                out.push_str(&format!(
+                    " (the last attempt ended: {})",
+                    self.attempt_error
+                ));
+            }
+            out.push('\n');
+        }
+        if !self.full_sync_reason.is_empty() {
+            out.push_str(&format!("  full sync: {}\n", self.full_sync_reason));
         }
         if !self.error_message.is_empty() {
             out.push_str(&format!("  error: {}\n", self.error_message));

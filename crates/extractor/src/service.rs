@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use mixsync_bus::{Bus, BusError, Delivery, EXTRACT, PROGRESS, Publisher, ROWS};
 use mixsync_proto::convert::from_domain_values;
 use mixsync_proto::v1::{self, ExtractRequest, RowBatch, Stage, progress::Terminal};
-use mixsync_state::{AttemptEnded, Begin, RunPlan, StateError, StateStore};
+use mixsync_state::{AttemptEnded, Begin, RIDE_OUT, RunPlan, StateError, StateStore, ride_out};
 use prost::Message as _;
 use secrecy::ExposeSecret as _;
 use tokio::task::JoinHandle;
@@ -145,11 +145,11 @@ impl Extractor {
     /// when the run needs no extraction.
     async fn handle_request(&self, delivery: &Delivery, request: &ExtractRequest) {
         let owner = lease_owner();
-        match self
-            .state
-            .begin_extraction(&request.run_id, &owner, LEASE)
-            .await
-        {
+        let begun = ride_out("begin extraction", RIDE_OUT, || {
+            self.state.begin_extraction(&request.run_id, &owner, LEASE)
+        })
+        .await;
+        match begun {
             Ok(Begin::Started) => {
                 // The lease, not the unacked delivery, now stands for "being extracted": an
                 // extraction may outlast the broker's ack timeout.
@@ -211,8 +211,16 @@ impl Extractor {
                 return;
             }
         };
+        // Waits out a state database that is away for a moment (the warehouse and the state
+        // may be one server that restarted): an unsettled lease would cost the run a lease
+        // period and the count of rows this attempt published.
         let settled = match &retry {
-            None => self.state.end_extraction(&request.run_id).await,
+            None => {
+                ride_out("end extraction", RIDE_OUT, || {
+                    self.state.end_extraction(&request.run_id)
+                })
+                .await
+            }
             Some((reason, published)) => {
                 RequestRequeued {
                     run_id: &request.run_id,
@@ -223,9 +231,11 @@ impl Extractor {
                     reason,
                     published_rows: *published,
                 };
-                self.state
-                    .release_extraction(&request.run_id, owner, &ended)
-                    .await
+                ride_out("release extraction", RIDE_OUT, || {
+                    self.state
+                        .release_extraction(&request.run_id, owner, &ended)
+                })
+                .await
             }
         };
         if let Err(e) = settled {

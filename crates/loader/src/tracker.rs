@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mixsync_proto::v1::{FailedRow, FatalError, Progress, Record, RecordBatch, Stage, progress};
 
-use crate::objects::RecordFailure;
+use crate::objects::{RULE_RUN_FAILED, RecordFailure};
 use crate::sender::RecordOutcome;
 
 /// One record on its way: which delivery it belongs to, where, and its JSON.
@@ -132,7 +132,21 @@ impl<D> Tracker<D> {
                             .push(failed_row(record, failure, item.json.to_vec()));
                     }
                 }
-                RecordOutcome::Fatal(reason) => pending.fatal = Some(reason),
+                // The run fails, but only once what is in flight is accounted for: the record
+                // counts as failed, with the run's reason, and can be replayed.
+                RecordOutcome::Fatal(reason) => {
+                    if let Some(record) = pending.batch.records.get_mut(item.index) {
+                        let failure = RecordFailure {
+                            field: String::new(),
+                            rule: RULE_RUN_FAILED,
+                            message: reason.to_string(),
+                        };
+                        pending
+                            .failures
+                            .push(failed_row(record, failure, item.json.to_vec()));
+                    }
+                    pending.fatal = Some(reason);
+                }
                 RecordOutcome::Deferred => pending.deferred = true,
             }
             pending.unresolved = pending.unresolved.saturating_sub(1);
@@ -168,8 +182,8 @@ fn failed_row(record: &mut Record, failure: RecordFailure, json: Vec<u8>) -> Fai
     }
 }
 
-/// A delivery whose records are all resolved: a fatal refusal ends the run (the records are not
-/// failed rows); otherwise, if any record was deferred, it goes back to the queue (a redelivery
+/// A delivery whose records are all resolved: a fatal refusal ends the run (its records are
+/// failed rows with the run's reason); otherwise, if any record was deferred, it goes back to the queue (a redelivery
 /// resends the batch; Mixpanel deduplicates by `$insert_id`); else its counts are reported, with
 /// every refused record (control puts back their sync snapshot hashes).
 fn settle<D>(p: Pending<D>) -> Settle<D> {
@@ -321,11 +335,13 @@ mod tests {
 
         let items = tracker.add(2, batch(2), ok).unwrap();
         let fatal = RecordOutcome::Fatal("refused".into());
-        let done = tracker.resolve(items, vec![fatal.clone(), fatal]);
+        let done = tracker.resolve(items, vec![RecordOutcome::Loaded, fatal]);
         let [Settle::Report { progress, .. }] = &done[..] else {
             panic!()
         };
-        assert_eq!((progress.loaded, progress.failed), (0, 0));
+        assert_eq!((progress.loaded, progress.failed), (1, 1));
+        assert_eq!(progress.failures[0].rule, RULE_RUN_FAILED);
+        assert_eq!(progress.failures[0].message, "refused");
         assert_eq!(
             progress.terminal,
             Some(progress::Terminal::Fatal(FatalError {

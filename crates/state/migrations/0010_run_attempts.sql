@@ -13,7 +13,10 @@ ALTER TABLE runs
     ADD COLUMN attempt_error text,
     ADD COLUMN prior_rows bigint DEFAULT 0,
     -- Why this run sends every row again (its snapshot was emptied), for the report.
-    ADD COLUMN full_sync_reason text;
+    ADD COLUMN full_sync_reason text,
+    -- A stage reported a fatal error: the run stops extracting and ends FAILED once what is
+    -- in flight is accounted for, so its counts add up and `loaded` is what Mixpanel took.
+    ADD COLUMN failing boolean NOT NULL DEFAULT false;
 
 UPDATE runs SET attempt_started = true WHERE state <> 'queued';
 

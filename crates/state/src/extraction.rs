@@ -75,7 +75,7 @@ impl StateStore {
                      attempt_started = true,
                      request_published = true
                  WHERE id = $1 AND state IN ('queued', 'running') AND cancel_requested_at IS NULL
-                   AND NOT extract_done
+                   AND NOT failing AND NOT extract_done
                    AND (NOT attempt_started OR attempt < max_attempts)
                    AND (extract_lease IS NULL OR extract_lease_until < now())",
                 &[&id, &owner, &millis(lease)],
@@ -87,6 +87,7 @@ impl StateStore {
         let row = client
             .query_opt(
                 "SELECT state IN ('queued', 'running') AND cancel_requested_at IS NULL
+                        AND NOT failing
                  FROM runs WHERE id = $1",
                 &[&id],
             )
@@ -221,7 +222,8 @@ impl StateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT cancel_requested_at IS NOT NULL OR state NOT IN ('queued', 'running'),
+                "SELECT cancel_requested_at IS NOT NULL OR failing
+                        OR state NOT IN ('queued', 'running'),
                         skipped + loaded + failed
                  FROM runs WHERE id = $1",
                 &[&id],

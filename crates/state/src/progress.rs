@@ -41,6 +41,8 @@ struct LockedRun {
     cancel_requested: bool,
     /// Rows earlier attempts published (`None`: not known, an extractor died).
     prior_rows: Option<u64>,
+    /// A fatal report came: the run ends FAILED once its counts add up.
+    failing: bool,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -174,6 +176,12 @@ async fn apply_to_run(
             }
             Some(Terminal::Fatal(fatal)) => {
                 error_message.get_or_insert_with(|| fatal.message.clone());
+                if stage == Stage::Extract {
+                    // The extractor stopped: what it published is on the queue ahead of this
+                    // report; the run closes once those rows are accounted for.
+                    extraction_finished = true;
+                    total_rows = None;
+                }
             }
             None => {}
         }
@@ -183,13 +191,8 @@ async fn apply_to_run(
         return Ok(());
     }
     revert_keys(tx, &run.activation_id, run_id, &unloaded_keys).await?;
-    let state = next_state(
-        run.state,
-        &counts,
-        extraction_finished,
-        total_rows,
-        error_message.is_some(),
-    );
+    let failing = run.failing || error_message.is_some();
+    let state = next_state(run.state, &counts, extraction_finished, total_rows, failing);
     let state = match state {
         RunState::Succeeded | RunState::PartiallyFailed if run.cancel_requested => {
             RunState::Cancelled
@@ -200,7 +203,7 @@ async fn apply_to_run(
         total_rows = Some(counts.extracted);
     }
     let error_message = error_message.filter(|_| !run.state.is_terminal());
-    let params: [&(dyn ToSql + Sync); 9] = [
+    let params: [&(dyn ToSql + Sync); 10] = [
         &run_id,
         &state.as_str(),
         &to_i64(counts.extracted),
@@ -210,11 +213,12 @@ async fn apply_to_run(
         &extraction_finished,
         &total_rows.map(to_i64),
         &error_message,
+        &failing,
     ];
     tx.execute(
         "UPDATE runs SET state = $2, extracted = $3, skipped = $4, loaded = $5, failed = $6,
              extraction_finished = $7, total_rows = $8,
-             error_message = COALESCE($9, error_message),
+             error_message = COALESCE(error_message, $9), failing = $10,
              started_at = COALESCE(started_at, now()),
              finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL
                                 ELSE COALESCE(finished_at, now()) END,
@@ -237,7 +241,7 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         .query_opt(
             "SELECT r.state, r.extracted, r.skipped, r.loaded, r.failed, r.total_rows,
                     r.extraction_finished, r.activation_id, r.cancel_requested_at IS NOT NULL,
-                    r.prior_rows
+                    r.prior_rows, r.failing
              FROM runs r WHERE r.id = $1 FOR UPDATE",
             &[&run_id],
         )
@@ -262,32 +266,31 @@ async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<Option<LockedRun
         activation_id: row.get(7),
         cancel_requested: row.get(8),
         prior_rows: row.get::<_, Option<i64>>(9).map(to_u64),
+        failing: row.get(10),
     }))
 }
 
-/// The state after a report. A run that ended stays as it is; a fatal report fails it; it
-/// succeeds (or partially fails) once every extracted row is accounted for — `extracted` must
-/// also equal the query's total, so a late extractor report for an earlier batch cannot let a
-/// run end early.
+/// The state after a report. A run that ended stays as it is; it ends once every extracted
+/// row is accounted for — `extracted` must also equal the query's total, so a late extractor
+/// report for an earlier batch cannot let a run end early — FAILED after a fatal report
+/// (`failing`: what was in flight drained first), else SUCCEEDED or PARTIALLY_FAILED.
 pub(crate) fn next_state(
     current: RunState,
     counts: &RunCounts,
     extraction_finished: bool,
     total_rows: Option<u64>,
-    fatal: bool,
+    failing: bool,
 ) -> RunState {
     if current.is_terminal() {
         return current;
     }
-    if fatal {
-        return RunState::Failed;
-    }
     let all_extracted = extraction_finished && total_rows.is_none_or(|t| t == counts.extracted);
     let accounted = counts.skipped + counts.loaded + counts.failed == counts.extracted;
-    match (all_extracted && accounted, counts.failed) {
-        (true, 0) => RunState::Succeeded,
-        (true, _) => RunState::PartiallyFailed,
-        (false, _) => RunState::Running,
+    match (all_extracted && accounted, failing, counts.failed) {
+        (false, _, _) => RunState::Running,
+        (true, true, _) => RunState::Failed,
+        (true, false, 0) => RunState::Succeeded,
+        (true, false, _) => RunState::PartiallyFailed,
     }
 }
 
@@ -406,9 +409,18 @@ mod tests {
     }
 
     #[test]
-    fn fatal_fails_and_terminal_states_stick() {
+    fn fatal_fails_once_drained_and_terminal_states_stick() {
         assert_eq!(
-            next_state(RunState::Running, &counts(0, 0, 0, 0), false, None, true),
+            next_state(RunState::Running, &counts(0, 0, 0, 0), true, None, true),
+            RunState::Failed
+        );
+        // Rows still in flight: the failing run drains first.
+        assert_eq!(
+            next_state(RunState::Running, &counts(10, 0, 4, 2), true, None, true),
+            RunState::Running
+        );
+        assert_eq!(
+            next_state(RunState::Running, &counts(10, 0, 4, 6), true, None, true),
             RunState::Failed
         );
         assert_eq!(

@@ -259,6 +259,23 @@ async fn claims_write_the_snapshot_and_what_fails_to_load_is_put_back() {
         ..loaded(&run.id, "fatal", 0)
     };
     store.apply_progress(&fatal).await.unwrap();
+    // A failing run drains first: it ends once its extraction is over and its rows add up.
+    assert_eq!(
+        store.get_run(&run.id).await.unwrap().state,
+        RunState::Running
+    );
+    let finished = v1::Progress {
+        run_id: run.id.clone(),
+        batch_id: format!("{}-0", run.id),
+        stage: v1::Stage::Extract.into(),
+        terminal: Some(Terminal::ExtractionFinished(v1::ExtractionFinished {
+            total_rows: 0,
+            batches: 1,
+            total_unknown: false,
+        })),
+        ..v1::Progress::default()
+    };
+    store.apply_progress(&finished).await.unwrap();
     assert_eq!(
         store.get_run(&run.id).await.unwrap().state,
         RunState::Failed

@@ -47,6 +47,18 @@ impl TestQueues {
         }
     }
 
+    /// The guard of `prefix` on the broker at `url` (the fault tests' own node).
+    ///
+    /// # Panics
+    ///
+    /// On an empty prefix.
+    #[must_use]
+    pub fn on(url: String, prefix: String) -> Self {
+        let mut queues = Self::with_prefix(prefix);
+        queues.config.url = url;
+        queues
+    }
+
     /// The bus configuration of this prefix.
     #[must_use]
     pub fn config(&self) -> BusConfig {

@@ -1,5 +1,7 @@
 //! `mixsync run …`
 
+use std::time::{Duration, Instant};
+
 use clap::Subcommand;
 use mixsync_proto::v1 as pb;
 
@@ -191,49 +193,121 @@ fn finish(output: Output, run: &pb::Run) -> anyhow::Result<()> {
     }
 }
 
+/// How long [`follow`] keeps reconnecting to a control plane that went away (restarted, or
+/// waiting for its database) before it gives up.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+const FIRST_RECONNECT_WAIT: Duration = Duration::from_millis(500);
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
 /// Follows a run with WatchRun until it ends, showing its progress on stderr (see [`Progress`]).
+/// When the stream breaks or control is unavailable (a restart, its database away), it says so
+/// and reconnects with backoff for up to [`RECONNECT_FOR`], then carries on where the run is.
 pub(crate) async fn follow(
     control: &mut Control,
     run_id: &str,
     output: Output,
 ) -> anyhow::Result<pb::Run> {
-    let mut stream = control
-        .watch_run(pb::WatchRunRequest {
-            id: run_id.to_owned(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
     let mut progress = Progress::new(output);
     let mut last = pb::Run::default();
+    let mut outage: Option<(Instant, Duration)> = None;
     loop {
-        let update = match stream.message().await {
-            Ok(Some(update)) => update,
-            Ok(None) => break,
+        let error = match watch_once(control, run_id, &mut progress, &mut last, &mut outage).await {
+            Ok(()) if views::is_terminal(last.state) => break,
+            // The stream ended early (e.g. the server is shutting down): read the run as it is.
+            Ok(()) => match get(control, run_id).await {
+                Ok(run) if views::is_terminal(run.state) => {
+                    progress.update(&pb::RunProgress {
+                        run: Some(run.clone()),
+                        total_rows: None,
+                        observed_at: None,
+                    });
+                    last = run;
+                    break;
+                }
+                Ok(_) => "the progress stream ended before the run".to_owned(),
+                Err(e) => e.to_string(),
+            },
+            Err(status) if reconnectable(&status) => status_error(status).to_string(),
             Err(status) => {
                 progress.finish();
                 return Err(status_error(status));
             }
         };
+        let now = Instant::now();
+        let (since, wait) = match outage {
+            None => {
+                progress.note(&format!(
+                    "lost the watch of run {run_id} ({error}); reconnecting for up to {}s",
+                    RECONNECT_FOR.as_secs()
+                ));
+                (now, FIRST_RECONNECT_WAIT)
+            }
+            Some((since, wait)) => (since, (wait * 2).min(MAX_RECONNECT_WAIT)),
+        };
+        if now.duration_since(since) + wait > RECONNECT_FOR {
+            progress.finish();
+            anyhow::bail!(
+                "gave up watching run {run_id} after {}s without the control plane: {error}; the run goes on: `mixsync run watch {run_id}`",
+                RECONNECT_FOR.as_secs()
+            );
+        }
+        outage = Some((since, wait));
+        tokio::time::sleep(wait).await;
+    }
+    progress.finish();
+    Ok(last)
+}
+
+/// One WatchRun stream, until it ends, breaks or shows the run ended. A first message after a
+/// reconnect ends the outage.
+async fn watch_once(
+    control: &mut Control,
+    run_id: &str,
+    progress: &mut Progress,
+    last: &mut pb::Run,
+    outage: &mut Option<(Instant, Duration)>,
+) -> Result<(), tonic::Status> {
+    let mut stream = control
+        .watch_run(pb::WatchRunRequest {
+            id: run_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    while let Some(update) = stream.message().await? {
+        if outage.take().is_some() {
+            progress.note(&format!("reconnected; watching run {run_id} again"));
+        }
         let Some(run) = update.run.clone() else {
             continue;
         };
         progress.update(&update);
         let terminal = views::is_terminal(run.state);
-        last = run;
+        *last = run;
         if terminal {
             break;
         }
     }
-    if !views::is_terminal(last.state) {
-        // The stream ended early (e.g. the server restarted): read the run as it is now.
-        last = get(control, run_id).await?;
-        progress.update(&pb::RunProgress {
-            run: Some(last.clone()),
-            total_rows: None,
-            observed_at: None,
-        });
+    Ok(())
+}
+
+/// Whether a failed watch is worth reconnecting: control unreachable or restarting, the
+/// connection broken, or control unable to reach its own database for now.
+fn reconnectable(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Aborted => true,
+        tonic::Code::Unknown | tonic::Code::Internal => {
+            let message = status.message();
+            [
+                "transport",
+                "connection",
+                "h2 protocol",
+                "stream",
+                "broken pipe",
+                "reset",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
     }
-    progress.finish();
-    Ok(last)
 }

@@ -20,6 +20,9 @@ pub const RULE_REJECTED: &str = "mixpanel_rejected";
 pub const RULE_TOO_LARGE: &str = "mixpanel_too_large";
 /// The rule name of a record the loader cannot send at all (not valid JSON).
 pub const RULE_INVALID: &str = "invalid_record";
+/// The rule name of a record not loaded because Mixpanel refused the run's credentials or
+/// project (401/403/404): it is kept as a failed record, to replay once that is fixed.
+pub const RULE_RUN_FAILED: &str = "run_failed";
 
 /// Why one record was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
