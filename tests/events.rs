@@ -174,6 +174,17 @@ async fn a_target_pointed_at_another_project_starts_afresh() -> anyhow::Result<(
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{other}/_emulator/stats"))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the second emulator did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     control
         .update_target(pb::UpdateTargetRequest {
             id: target.clone(),
@@ -476,13 +487,20 @@ async fn refused_credentials_and_an_unreachable_warehouse_fail_the_run_with_the_
         "the reason names the account and Mixpanel's answer: {}",
         run.error_message
     );
-    let (failed, _) = failed_records(&mut control, &run.id).await?;
-    assert!(
-        failed.is_empty(),
-        "refused credentials are not row failures: {} rows",
-        failed.len()
-    );
+    // The failing run drained what was in flight: its counts add up, nothing was loaded, and
+    // the records refused with it are failed records carrying the run's reason (to replay once
+    // the credentials are fixed).
+    assert_adds_up(&run);
+    assert_eq!(counts(&run).loaded, 0, "{run:?}");
     assert_eq!(emulator_events(&world).await?.len(), 0);
+    let (failed, _) = failed_records(&mut control, &run.id).await?;
+    assert_eq!(failed.len() as u64, counts(&run).failed, "{run:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.rule == "run_failed" && f.message.contains("demo-viewer")),
+        "{failed:?}"
+    );
 
     // The warehouse goes away: the run fails with the reason, nothing is sent.
     let target = emulator_target(&mut control).await?;

@@ -195,7 +195,7 @@ async fn every_service_killed_mid_run_and_started_again_and_the_watch_survives()
     );
     assert!(output.status.success(), "watch failed:\n{stderr}");
     assert!(
-        stdout.contains("succeeded"),
+        stdout.contains("SUCCEEDED"),
         "no final report:\n{stdout}\n{stderr}"
     );
     assert!(

@@ -155,6 +155,9 @@ impl<O: Object, S: TargetSource> Service<O, S> {
             return Some(Settle::DeadLetter { delivery, reason });
         }
         let target_id = batch.target_id.clone();
+        // A run reads its target afresh: a destination changed since the last run must not be
+        // served from the cache (that run's snapshot was emptied for the new destination).
+        self.targets.note_run(&target_id, &batch.run_id);
         let object = self.sender.object();
         let items = match tracker.add(delivery, batch, |json| object.check_record(json)) {
             Added::Send(items) => items,

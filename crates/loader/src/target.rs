@@ -108,6 +108,8 @@ pub struct TargetCache<S> {
     source: S,
     ttl: Duration,
     entries: Mutex<HashMap<String, (Arc<Target>, Instant)>>,
+    /// The run whose records last came for each target.
+    runs: Mutex<HashMap<String, String>>,
 }
 
 impl<S: TargetSource> TargetCache<S> {
@@ -117,7 +119,19 @@ impl<S: TargetSource> TargetCache<S> {
             source,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records that run `run_id` sends to target `id`; the first records of another run than
+    /// the last one drop the cached target, so each run reads its target afresh.
+    pub fn note_run(&self, id: &str, run_id: &str) {
+        let mut runs = self.runs.lock();
+        if runs.get(id).is_some_and(|last| last == run_id) {
+            return;
+        }
+        runs.insert(id.to_owned(), run_id.to_owned());
+        self.entries.lock().remove(id);
     }
 
     /// The target, from the cache when fresh.
