@@ -495,3 +495,81 @@ async fn a_dead_lettered_batch_becomes_failed_records_of_its_run_and_can_be_repl
     world.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_its_delivery_limit_is_dead_lettered_and_its_run_fails_saying_so()
+-> anyhow::Result<()> {
+    let mut world = World::new("deliverylimit").await?;
+    seed(&mut world).await?;
+    let mut control = world.start_all().await?;
+    // The test plays the extractor and a mapper that crashes on every delivery of a batch.
+    world.kill("extractor").await?;
+    world.kill("mapper").await?;
+    let (activation, run) = queued_run(&world, &mut control).await?;
+    let bus = world.bus().await?;
+    let batch_id = format!("{}-0", run.id);
+    let batch = pb::RowBatch {
+        run_id: run.id.clone(),
+        activation_id: activation.id.clone(),
+        batch_id: batch_id.clone(),
+        columns: vec!["id".into()],
+        rows: vec![pb::Row {
+            values: vec![pb::Value {
+                kind: Some(pb::value::Kind::IntValue(1)),
+            }],
+        }],
+        first_row_number: 1,
+        last: true,
+        total_rows: 1,
+        attempt: 1,
+        ..Default::default()
+    };
+    let extracted = pb::Progress {
+        run_id: run.id.clone(),
+        batch_id,
+        stage: pb::Stage::Extract as i32,
+        extracted: 1,
+        activation_id: activation.id.clone(),
+        terminal: Some(pb::progress::Terminal::ExtractionFinished(
+            pb::ExtractionFinished {
+                total_rows: 1,
+                batches: 1,
+                total_unknown: false,
+            },
+        )),
+        ..Default::default()
+    };
+    bus.publisher().publish(mixsync_bus::ROWS, &batch).await?;
+    bus.publisher()
+        .publish(mixsync_bus::PROGRESS, &extracted)
+        .await?;
+    // Every delivery is handed back, as a mapper that crashes on it would leave it.
+    let mut rows = bus.consume(mixsync_bus::ROWS, 1).await?;
+    let crasher = tokio::spawn(async move {
+        let mut deliveries = 0u32;
+        while let Some(delivery) = rows.next().await {
+            deliveries += 1;
+            let _ = delivery.nack_requeue().await;
+        }
+        deliveries
+    });
+    let ended = wait_for_end(&mut control, &run.id, Duration::from_secs(120)).await?;
+    crasher.abort();
+    assert_eq!(ended.state, pb::RunState::Failed as i32, "{ended:?}");
+    assert!(
+        ended.error_message.contains("delivery limit")
+            && ended.error_message.contains(&format!("{}-0", run.id)),
+        "the run says which batch went past the delivery limit: {}",
+        ended.error_message
+    );
+    let c = counts(&ended);
+    assert_eq!((c.extracted, c.failed), (1, 1), "{ended:?}");
+    let kept = dead_letters(&mut control).await?;
+    assert!(
+        kept.iter()
+            .any(|d| d.run_id == run.id && d.reason.contains("delivery limit")),
+        "{kept:?}"
+    );
+    world.cleanup().await;
+    Ok(())
+}

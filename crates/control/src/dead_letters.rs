@@ -67,6 +67,21 @@ async fn keep(state: &StateStore, delivery: &Delivery) -> Result<(), StateError>
         },
     };
     let mut failed_records = 0;
+    // A batch past its delivery limit fails its run, once its rows (these included) are
+    // accounted for: marked failing before they are.
+    let past_limit = letter.reason.contains("delivery limit");
+    let failure = run_failure(&mut letter);
+    if past_limit && let Some((run_id, message)) = &failure {
+        match state.fail_run_when_drained(run_id, message).await {
+            Ok(()) => tracing::error!(
+                run_id,
+                message,
+                "a batch past its delivery limit fails its run"
+            ),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => tracing::warn!(run_id, error = %e, "cannot fail the run of a dead letter"),
+        }
+    }
     if let Some(progress) = as_progress(&mut letter) {
         match state.apply_progress(&progress).await {
             Ok(ProgressOutcome::Applied { .. }) => failed_records = progress.failed,
@@ -84,7 +99,7 @@ async fn keep(state: &StateStore, delivery: &Delivery) -> Result<(), StateError>
             }
         }
     }
-    if let Some((run_id, message)) = run_failure(&mut letter) {
+    if let Some((run_id, message)) = failure.filter(|_| !past_limit) {
         match state.fail_run(&run_id, &message).await {
             Ok(run) => {
                 tracing::error!(run_id, state = %run.state, message, "a dead letter ends its run")

@@ -362,6 +362,21 @@ impl StateStore {
             .collect())
     }
 
+    /// Makes an unfinished run end FAILED with `message` once what is in flight is accounted
+    /// for (as a fatal report does); a run that ended is left as it is.
+    pub async fn fail_run_when_drained(&self, id: &str, message: &str) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE runs SET failing = true, error_message = COALESCE(error_message, $2),
+                     updated_at = now()
+                 WHERE id = $1 AND state IN ('queued', 'running')",
+                &[&id, &message],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Ends an unfinished run as FAILED with `message` (e.g. when its ExtractRequest could not
     /// be published). A run that already ended is returned unchanged.
     pub async fn fail_run(&self, id: &str, message: &str) -> Result<Run, StateError> {
