@@ -71,7 +71,7 @@ impl Link {
                     if deadline.is_some_and(|d| Instant::now() + delay > d) {
                         return Err(error);
                     }
-                    if attempts < 3 || attempts % 10 == 0 {
+                    if attempts < 3 || attempts.is_multiple_of(10) {
                         tracing::warn!(endpoint = %link.endpoint, %error, attempts, "waiting for rabbitmq");
                     }
                     attempts += 1;

@@ -39,7 +39,7 @@ where
                 return Ok(value);
             }
             Err(error) if error.is_transient() && Instant::now() + wait < deadline => {
-                if attempts < 3 || attempts % 10 == 0 {
+                if attempts < 3 || attempts.is_multiple_of(10) {
                     tracing::warn!(what, %error, attempts, "the state database is unavailable; retrying");
                 }
                 attempts += 1;

@@ -18,7 +18,7 @@ pub enum ScheduledRun {
     /// A run was queued for the slot; its ExtractRequest is still to be published.
     Queued {
         /// The queued run.
-        run: Run,
+        run: Box<Run>,
         /// The slot it is for.
         slot: SystemTime,
     },
@@ -177,7 +177,10 @@ impl StateStore {
                         &[&run.id, &slot],
                     )
                     .await?;
-                    claimed.push(ScheduledRun::Queued { run, slot });
+                    claimed.push(ScheduledRun::Queued {
+                        run: Box::new(run),
+                        slot,
+                    });
                 }
                 Err(StateError::RunInProgress { run_id, .. }) => {
                     claimed.push(ScheduledRun::Overlapping {

@@ -124,7 +124,7 @@ impl StateStore {
                 Err(error) if error.is_transient() => {
                     // Every attempt at first, then every tenth, so a long outage does not
                     // flood the log.
-                    if attempts < 3 || attempts % 10 == 0 {
+                    if attempts < 3 || attempts.is_multiple_of(10) {
                         tracing::warn!(%error, attempts, "waiting for the state database");
                     }
                     attempts += 1;
