@@ -133,9 +133,9 @@ impl StateStore {
     }
 
     /// Gives up `owner`'s lease on run `id` without finishing: the attempt ended on a
-    /// transient failure. Control starts the next attempt after a backoff (5 s, doubling with each attempt, up to
-    /// 160 s), once what
-    /// this one published is accounted for (or fails the run when it had all its attempts).
+    /// transient failure. Control starts the next attempt after a backoff (5 s, doubling with
+    /// each attempt, up to 160 s), once what this one published is accounted for (or fails the
+    /// run when it had all its attempts).
     pub async fn release_extraction(
         &self,
         id: &str,
@@ -182,14 +182,14 @@ impl StateStore {
                  WHERE id IN (
                      SELECT id FROM runs
                      WHERE state = 'running' AND NOT extract_done AND extract_lease_until < now()
-                       AND cancel_requested_at IS NULL
                        -- The next attempt starts once what the last one published is through
                        -- (so its counts are final), or after ten minutes whatever happens.
                        AND (extracted = skipped + loaded + failed
                             OR extract_lease_until < now() - interval '10 minutes')
                      ORDER BY extract_lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING id, activation_id, full_resync, attempt, max_attempts,
-                           attempt_started, attempt_error",
+                           attempt_started AND cancel_requested_at IS NULL AND NOT failing,
+                           attempt_error",
                 &[&millis(grace), &limit],
             )
             .await?;
@@ -197,8 +197,10 @@ impl StateStore {
             .iter()
             .map(|row| {
                 let (attempt, max_attempts): (i32, i32) = (row.get(3), row.get(4));
-                let (started, error): (bool, Option<String>) = (row.get(5), row.get(6));
-                let give_up = (started && attempt >= max_attempts).then(|| {
+                // A cancelled or failing run is queued again whatever its attempts: the next
+                // extractor only reports that extraction is over, so the run can close.
+                let (retrying, error): (bool, Option<String>) = (row.get(5), row.get(6));
+                let give_up = (retrying && attempt >= max_attempts).then(|| {
                     format!(
                         "gave up after {attempt} attempt{}; the last one ended: {}",
                         if attempt == 1 { "" } else { "s" },

@@ -523,3 +523,40 @@ async fn a_run_is_given_up_after_its_last_attempt_and_waits_for_its_rows_before_
         Begin::Busy
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_run_whose_extractor_died_is_queued_again_whatever_its_attempts() {
+    let db = TestDb::create().await;
+    let store = db.state().await;
+    let activation = seeded(&store).await;
+    let run = store.create_run(&activation, false, None).await.unwrap();
+    db.client()
+        .await
+        .execute("UPDATE runs SET max_attempts = 1 WHERE id = $1", &[&run.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_extraction(&run.id, "d1", LEASE).await.unwrap(),
+        Begin::Started
+    );
+    store.request_cancel(&run.id).await.unwrap();
+    // d1 dies: its lease runs out.
+    assert!(
+        store
+            .renew_extraction(&run.id, "d1", Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let expired = store
+        .expired_extractions(Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    // Queued again (not given up) so that an extractor reports the extraction over.
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].give_up, None);
+    assert_eq!(
+        store.begin_extraction(&run.id, "d2", LEASE).await.unwrap(),
+        Begin::Stopped
+    );
+}
