@@ -302,6 +302,39 @@ async fn describe_prepares_without_executing() {
 }
 
 #[tokio::test]
+async fn describe_gives_up_on_a_locked_table() {
+    let db = TestDb::with_setup(SETUP).await;
+    // A migration holding an exclusive lock: preparing a query on the table waits for it.
+    let mut locker = db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE every_type IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let warehouse = warehouse_on(&db).await;
+    let err = warehouse
+        .describe_within("SELECT id FROM every_type", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WarehouseError::DescribeTimeout(d) if d == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert!(
+        err.is_transient(),
+        "a lock is waited out by a later attempt"
+    );
+    assert!(err.to_string().contains("locked"), "{err}");
+    lock.rollback().await.unwrap();
+    // Once the lock is gone a fresh connection describes the query.
+    let columns = warehouse_on(&db)
+        .await
+        .describe("SELECT id FROM every_type")
+        .await
+        .unwrap();
+    assert_eq!(columns.len(), 1);
+}
+
+#[tokio::test]
 async fn streams_large_results_in_flagged_batches() {
     let db = TestDb::create().await;
     let batches = stream_all(

@@ -30,6 +30,11 @@ pub enum WarehouseError {
         /// How many.
         count: usize,
     },
+    /// Describing the query (preparing it) took longer than allowed.
+    #[error(
+        "the warehouse did not describe the query within {0:?} (is a table it reads locked, e.g. being altered?)"
+    )]
+    DescribeTimeout(Duration),
     /// The connection broke or the server answered unexpectedly.
     #[error("lost the warehouse connection: {0}")]
     Connection(String),
@@ -90,7 +95,7 @@ impl WarehouseError {
     /// values are not.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::ConnectTimeout(_) | Self::Connection(_) => true,
+            Self::ConnectTimeout(_) | Self::Connection(_) | Self::DescribeTimeout(_) => true,
             Self::Connect(e) => e.is_unavailable(),
             Self::Database { code, .. } => {
                 code.starts_with("08")

@@ -134,9 +134,25 @@ pub async fn connect(connection: &WarehouseConnection) -> Result<Warehouse, Ware
 
 impl Warehouse {
     /// The columns `query` would return, learned by preparing it: the query is never executed.
+    /// Bounded by [`PREVIEW_STATEMENT_TIMEOUT`]: preparing waits on locks (a table being
+    /// altered), and a caller must not hang on it.
     pub async fn describe(&self, query: &str) -> Result<Vec<Column>, WarehouseError> {
+        self.describe_within(query, PREVIEW_STATEMENT_TIMEOUT).await
+    }
+
+    /// [`Warehouse::describe`] bounded by `limit`. The timer is the client's, so it also
+    /// covers a server that stopped answering; after a timeout this connection still has the
+    /// abandoned request ahead of any other, so callers drop the `Warehouse`.
+    pub async fn describe_within(
+        &self,
+        query: &str,
+        limit: Duration,
+    ) -> Result<Vec<Column>, WarehouseError> {
         let client = self.client.lock().await;
-        let statement = client.prepare(query).await.map_err(pg)?;
+        let statement = tokio::time::timeout(limit, client.prepare(query))
+            .await
+            .map_err(|_| WarehouseError::DescribeTimeout(limit))?
+            .map_err(pg)?;
         Ok(statement
             .columns()
             .iter()
