@@ -197,6 +197,7 @@ async fn a_target_pointed_at_another_project_starts_afresh() -> anyhow::Result<(
                 service_account_username: "demo-sa".into(),
                 service_account_secret: "demo-secret".into(),
                 allow_insecure_http: false,
+                rate_limit_per_second: 0,
             }),
         })
         .await?;
@@ -472,6 +473,7 @@ async fn refused_credentials_and_an_unreachable_warehouse_fail_the_run_with_the_
                 service_account_username: "demo-viewer".into(),
                 service_account_secret: "demo-viewer-secret".into(),
                 allow_insecure_http: false,
+                rate_limit_per_second: 0,
             }),
         })
         .await?

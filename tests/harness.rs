@@ -179,7 +179,13 @@ impl World {
 
     /// Starts (or restarts) `mixsync serve <service>`.
     pub fn start(&mut self, service: &str) -> anyhow::Result<()> {
-        let log_path = self.log_dir.join(format!("{service}.log"));
+        self.start_as(service, service)
+    }
+
+    /// Starts `mixsync serve <service>` as the process `name` (its log `<name>.log`): a second
+    /// replica of a service is another name.
+    pub fn start_as(&mut self, name: &str, service: &str) -> anyhow::Result<()> {
+        let log_path = self.log_dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -193,7 +199,7 @@ impl World {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start mixsync serve {service}"))?;
-        self.processes.insert(service.to_owned(), child);
+        self.processes.insert(name.to_owned(), child);
         Ok(())
     }
 
@@ -418,7 +424,7 @@ impl Drop for World {
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
@@ -463,6 +469,7 @@ pub async fn create_emulator_target(
                 service_account_username: "demo-sa".into(),
                 service_account_secret: "demo-secret".into(),
                 allow_insecure_http: false,
+                rate_limit_per_second: 0,
             }),
         })
         .await?

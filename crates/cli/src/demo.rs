@@ -331,6 +331,7 @@ async fn ensure_target(control: &mut Control, base_url: &str) -> anyhow::Result<
         service_account_username: SERVICE_ACCOUNT.into(),
         service_account_secret: SERVICE_ACCOUNT_SECRET.into(),
         allow_insecure_http: false,
+        rate_limit_per_second: 0,
     };
     match find_target(control, TARGET).await? {
         Some(t) if t.base_url == base_url => Ok(t.id),

@@ -59,6 +59,7 @@ pub(crate) struct Target {
     pub(crate) has_token: bool,
     pub(crate) has_service_account_secret: bool,
     pub(crate) allow_insecure_http: bool,
+    pub(crate) rate_limit_per_second: u32,
     pub(crate) created_at: String,
 }
 
@@ -95,6 +96,7 @@ impl From<&pb::Target> for Target {
             has_token: t.has_token,
             has_service_account_secret: t.has_service_account_secret,
             allow_insecure_http: t.allow_insecure_http,
+            rate_limit_per_second: t.rate_limit_per_second,
             created_at: time(t.created_at.as_ref()),
         }
     }

@@ -30,17 +30,14 @@ pub(crate) async fn validate_activation(
         "target",
     )?;
     let wh = open_warehouse(state, &spec.warehouse_id, prefix).await?;
-    let columns = wh
-        .describe(&spec.query)
-        .await
-        .map_err(|e| {
-            // A lost connection or a lock held too long says nothing about the query.
-            if e.is_transient() {
-                ApiError::Unavailable(format!("{prefix}.query: {e}"))
-            } else {
-                ApiError::invalid(format!("{prefix}.query"), e.to_string())
-            }
-        })?;
+    let columns = wh.describe(&spec.query).await.map_err(|e| {
+        // A lost connection or a lock held too long says nothing about the query.
+        if e.is_transient() {
+            ApiError::Unavailable(format!("{prefix}.query: {e}"))
+        } else {
+            ApiError::invalid(format!("{prefix}.query"), e.to_string())
+        }
+    })?;
     check_columns(&spec.mapping, &columns)?;
     check_operation_types(&spec.mapping, &columns)?;
     Ok(columns)

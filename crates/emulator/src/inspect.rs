@@ -158,7 +158,9 @@ pub(crate) fn groups(state: &State, query: &Query) -> Response {
 
 /// `GET /_emulator/stats`
 pub(crate) fn stats(state: &State) -> Response {
-    reply::json(StatusCode::OK, &state.stats.to_json())
+    let mut stats = state.stats.to_json();
+    stats["projects"] = state.limiter.traffic_json();
+    reply::json(StatusCode::OK, &stats)
 }
 
 /// `POST /_emulator/reset`

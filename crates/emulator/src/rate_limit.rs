@@ -72,11 +72,58 @@ struct ProjectWindows {
     bytes: Window,
 }
 
+/// The records that arrived for one project (admitted or refused), and the most that arrived
+/// within any one second, measured exactly (not in buckets): what a client's own limiter is
+/// judged by, so tests and `mixsync bench` can check that a cap was kept and how fully it was
+/// used. Served in `GET /_emulator/stats` under `projects`.
+#[derive(Default)]
+struct Traffic {
+    /// Arrivals of the last second: (ms, records).
+    recent: VecDeque<(u64, u64)>,
+    in_last_second: u64,
+    peak_per_second: u64,
+    records: u64,
+    requests: u64,
+    first_ms: Option<u64>,
+    last_ms: u64,
+}
+
+impl Traffic {
+    fn arrive(&mut self, now_ms: u64, records: u64) {
+        while let Some(&(at, n)) = self.recent.front() {
+            if at + 1_000 > now_ms {
+                break;
+            }
+            self.in_last_second -= n;
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now_ms, records));
+        self.in_last_second += records;
+        self.peak_per_second = self.peak_per_second.max(self.in_last_second);
+        self.records += records;
+        self.requests += 1;
+        self.first_ms.get_or_insert(now_ms);
+        self.last_ms = now_ms;
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let first = self.first_ms.unwrap_or_default();
+        serde_json::json!({
+            "requests": self.requests,
+            "records": self.records,
+            "peak_records_per_second": self.peak_per_second,
+            "first_arrival_ms": first,
+            "last_arrival_ms": self.last_ms,
+        })
+    }
+}
+
 /// The limiter for every project.
 pub(crate) struct RateLimiter {
     config: RateLimitConfig,
     clock: Arc<dyn Clock>,
     projects: Mutex<HashMap<u64, ProjectWindows>>,
+    traffic: Mutex<HashMap<u64, Traffic>>,
 }
 
 impl RateLimiter {
@@ -85,6 +132,7 @@ impl RateLimiter {
             config,
             clock,
             projects: Mutex::new(HashMap::new()),
+            traffic: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,6 +143,11 @@ impl RateLimiter {
     /// Admits a request of `records` records and `bytes` bytes for `project` now, or says how long to
     /// wait. A refused request does not count.
     pub(crate) fn admit(&self, project: u64, records: u64, bytes: u64) -> Result<(), Duration> {
+        {
+            let mut traffic = self.traffic.lock();
+            let now_ms = self.clock.elapsed().as_millis() as u64;
+            traffic.entry(project).or_default().arrive(now_ms, records);
+        }
         if !self.config.enabled {
             return Ok(());
         }
@@ -124,6 +177,20 @@ impl RateLimiter {
 
     pub(crate) fn reset(&self) {
         self.projects.lock().clear();
+        self.traffic.lock().clear();
+    }
+
+    /// Per project: requests and records that arrived, the most records within any one second,
+    /// and the first and last arrival (ms on the emulator's clock).
+    pub(crate) fn traffic_json(&self) -> serde_json::Value {
+        let traffic = self.traffic.lock();
+        let mut ids: Vec<&u64> = traffic.keys().collect();
+        ids.sort();
+        serde_json::Value::Object(
+            ids.into_iter()
+                .map(|id| (id.to_string(), traffic[id].to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -143,6 +210,27 @@ mod tests {
             retry_after: true,
         };
         (RateLimiter::new(config, clock.clone()), clock)
+    }
+
+    #[test]
+    fn traffic_keeps_the_busiest_second_measured_exactly() {
+        let (l, clock) = limiter(1_000_000, u64::MAX);
+        l.admit(1, 10, 1).unwrap();
+        clock.advance(999 * MS);
+        l.admit(1, 20, 1).unwrap();
+        // 1000 ms after the first: the first has left the second.
+        clock.advance(MS);
+        l.admit(1, 5, 1).unwrap();
+        l.admit(2, 7, 1).unwrap();
+        let json = l.traffic_json();
+        assert_eq!(json["1"]["peak_records_per_second"], 30);
+        assert_eq!(json["1"]["records"], 35);
+        assert_eq!(json["1"]["requests"], 3);
+        assert_eq!(json["1"]["first_arrival_ms"], 0);
+        assert_eq!(json["1"]["last_arrival_ms"], 1000);
+        assert_eq!(json["2"]["peak_records_per_second"], 7);
+        l.reset();
+        assert_eq!(l.traffic_json(), serde_json::json!({}));
     }
 
     #[test]

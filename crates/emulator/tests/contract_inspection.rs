@@ -11,7 +11,7 @@ async fn stats_start_at_zero_with_the_contract_key_order() {
     let emu = Emu::start().await;
     emu.get("/_emulator/stats").send().await.assert_raw(
         200,
-        r#"{"requests":{"import":{},"engage":{},"groups":{},"me":{}},"records":{"accepted":0,"rejected":0,"deduplicated":0,"throttled":0}}"#,
+        r#"{"requests":{"import":{},"engage":{},"groups":{},"me":{}},"records":{"accepted":0,"rejected":0,"deduplicated":0,"throttled":0},"projects":{}}"#,
     );
 }
 
@@ -40,8 +40,17 @@ async fn stats_count_requests_by_endpoint_and_status() {
         .basic(SA_USER, SA_SECRET)
         .send()
         .await;
+    let mut stats = emu.stats().await;
+    // Every ingestion request that reached the rate limiter (the 401 did not), by project.
+    let projects = stats["projects"].take();
+    assert_eq!(projects["1"]["requests"], json!(5));
+    assert_eq!(projects["1"]["records"], json!(7));
+    assert_eq!(projects["1"]["peak_records_per_second"], json!(7));
+    assert!(
+        projects["1"]["last_arrival_ms"].as_u64() >= projects["1"]["first_arrival_ms"].as_u64()
+    );
     assert_eq!(
-        emu.stats().await,
+        stats,
         json!({
             "requests": {
                 "import": {"200": 2, "400": 1, "401": 1},
@@ -49,7 +58,8 @@ async fn stats_count_requests_by_endpoint_and_status() {
                 "groups": {"200": 1},
                 "me": {"200": 1}
             },
-            "records": {"accepted": 6, "rejected": 1, "deduplicated": 0, "throttled": 0}
+            "records": {"accepted": 6, "rejected": 1, "deduplicated": 0, "throttled": 0},
+            "projects": null
         })
     );
 }
@@ -205,7 +215,7 @@ async fn reset_clears_events_profiles_groups_and_stats() {
     );
     emu.get("/_emulator/stats").send().await.assert_raw(
         200,
-        r#"{"requests":{"import":{},"engage":{},"groups":{},"me":{}},"records":{"accepted":0,"rejected":0,"deduplicated":0,"throttled":0}}"#,
+        r#"{"requests":{"import":{},"engage":{},"groups":{},"me":{}},"records":{"accepted":0,"rejected":0,"deduplicated":0,"throttled":0},"projects":{}}"#,
     );
     // After a reset, the same events are new again (no dedup against cleared ones).
     emu.import_all(&events(3, "r")).await;

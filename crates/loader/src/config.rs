@@ -14,7 +14,7 @@ pub use mixsync_config::ConfigError;
 
 use crate::http::HttpSettings;
 use crate::objects::events::EventsConfig;
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::RateSettings;
 use crate::retry::Backoff;
 
 /// The most updates Mixpanel documents for one `/groups` request (docs/mixpanel-api.md §3).
@@ -92,10 +92,11 @@ pub struct SendSettings {
     /// `MIXSYNC_LOADER_RETRY_BUDGET_SECS` (default 15m, a bare number is seconds; 0 = no limit): how long one request is
     /// retried before its records are handed back for redelivery (never dropped).
     pub retry_budget: Option<Duration>,
-    /// `MIXSYNC_LOADER_RATE_LIMIT` (`on` default, `off`), `MIXSYNC_LOADER_EVENTS_PER_SEC` (default
-    /// 30000) and `MIXSYNC_LOADER_BYTES_PER_MIN` (default 2000000000): the per-project limit this
-    /// process keeps to; `None` when off.
-    pub rate_limit: Option<RateLimits>,
+    /// `MIXSYNC_LOADER_RATE_LIMIT` (`on` default, `off`), `MIXSYNC_LOADER_BYTES_PER_MIN` (default
+    /// 2000000000) and `MIXSYNC_LOADER_RATE_MARGIN_MS` (default 20ms): the per-project limit
+    /// every loader keeps to together (the records cap is each target's
+    /// `rate_limit_per_second`); `None` when off.
+    pub rate_limit: Option<RateSettings>,
 }
 
 impl Default for SendSettings {
@@ -104,7 +105,7 @@ impl Default for SendSettings {
             http: HttpSettings::default(),
             backoff: Backoff::default(),
             retry_budget: Some(Duration::from_secs(900)),
-            rate_limit: Some(RateLimits::default()),
+            rate_limit: Some(RateSettings::default()),
         }
     }
 }
@@ -124,7 +125,17 @@ impl Config {
             |var, default: Duration, range| env.duration(var, default, BareUnit::Millis, range);
         let http = HttpSettings::default();
         let backoff = Backoff::default();
-        let rate = RateLimits::default();
+        let rate = RateSettings::default();
+        if let Some(value) = env.string("MIXSYNC_LOADER_EVENTS_PER_SEC")? {
+            // Said out loud rather than ignored: the cap moved to the target, where every
+            // loader process reads the same one.
+            return Err(ConfigError::unusable(
+                "MIXSYNC_LOADER_EVENTS_PER_SEC",
+                value,
+                "is no longer read: a project's cap is its target's rate_limit_per_second \
+                 (`mixsync target update … --rate-limit-per-second N`), shared by every loader",
+            ));
+        }
         let send = SendSettings {
             http: HttpSettings {
                 connect_timeout: env.duration(
@@ -160,16 +171,16 @@ impl Config {
             .filter(|budget| !budget.is_zero()),
             rate_limit: match env.switch("MIXSYNC_LOADER_RATE_LIMIT", true)? {
                 false => None,
-                true => Some(RateLimits {
-                    events_per_sec: env.number(
-                        "MIXSYNC_LOADER_EVENTS_PER_SEC",
-                        rate.events_per_sec,
-                        1..=u64::MAX,
-                    )?,
+                true => Some(RateSettings {
                     bytes_per_min: env.number(
                         "MIXSYNC_LOADER_BYTES_PER_MIN",
                         rate.bytes_per_min,
                         1..=u64::MAX,
+                    )?,
+                    margin: millis(
+                        "MIXSYNC_LOADER_RATE_MARGIN_MS",
+                        rate.margin,
+                        Duration::ZERO..=Duration::from_secs(1),
                     )?,
                 }),
             },
@@ -291,6 +302,21 @@ mod tests {
         assert_eq!(c.send.http.request_timeout, Duration::from_secs(90));
         assert_eq!(c.send.retry_budget, Some(Duration::from_secs(3600)));
         assert_eq!(c.send.rate_limit, None);
+    }
+
+    #[test]
+    fn the_rate_margin_is_read_and_the_old_per_process_cap_is_refused() {
+        let c = config(&[("MIXSYNC_LOADER_RATE_MARGIN_MS", "150")]).unwrap();
+        assert_eq!(
+            c.send.rate_limit.map(|r| r.margin),
+            Some(Duration::from_millis(150))
+        );
+        let error = config(&[("MIXSYNC_LOADER_EVENTS_PER_SEC", "1000")]).unwrap_err();
+        assert_eq!(error.var(), "MIXSYNC_LOADER_EVENTS_PER_SEC");
+        assert!(
+            error.to_string().contains("rate_limit_per_second"),
+            "{error}"
+        );
     }
 
     #[test]

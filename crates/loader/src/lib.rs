@@ -1,7 +1,7 @@
 //! mixsync's loaders: RecordBatch messages from RabbitMQ to Mixpanel's ingestion API.
 //!
 //! The shared machinery is written once: [`batcher`] (by count and bytes, with linger),
-//! [`encoder`] (gzip), [`rate_limit`] (per project, shared by the process), [`retry`] (the one
+//! [`encoder`] (gzip), [`rate_limit`] (per project, shared by every loader process), [`retry`] (the one
 //! classification function and backoff), [`http`], the [`sender`] pipeline (records and a target in,
 //! one outcome per record out) and the RabbitMQ [`service`]. Each Mixpanel object is a small folder
 //! under [`objects`]: events, user profiles and group profiles, one loader service each.
@@ -115,7 +115,10 @@ fn service<O: Object, S: TargetSource>(
     targets: S,
     shutdown: CancellationToken,
 ) -> Result<Service<O, S>, Error> {
-    let sender = Sender::new(object, &config.send, shutdown)?;
+    let mut sender = Sender::new(object, &config.send, shutdown)?;
+    if let Some(store) = targets.shared_rate_limit() {
+        sender = sender.share_rate_limit(store);
+    }
     Ok(Service {
         queue,
         kind,

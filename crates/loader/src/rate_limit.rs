@@ -1,5 +1,12 @@
-//! Per-project rate limit shared by every in-flight request of this process, so the loader stays
-//! under Mixpanel's limit (30k events/s and 2 GB/min per project) instead of provoking 429 storms.
+//! Mixpanel's per-project limit (30k events/s and 2 GB/min by default; a target's
+//! `rate_limit_per_second` for projects with raised limits), kept by every loader process
+//! together. See `docs/operations.md` ("One cap per project").
+//!
+//! [`Limiter`] is what a sender asks before each request. With a state store it takes its grant
+//! from the state database (`StateStore::rate_grant`): one sliding log per project, serialised
+//! and timed by the database, so the loaders of every object and every replica share one
+//! budget. Without one (tests, or while the database cannot answer) it falls back to
+//! [`RateLimiter`], the same algorithm in this process.
 //!
 //! Mixpanel measures over *rolling* windows, so a classic refill-rate token bucket (which allows its
 //! full capacity plus a window's refill within one window, i.e. twice the limit) would overshoot.
@@ -9,22 +16,55 @@
 //!
 //! Mixpanel counts a request when it arrives, which is some time after the loader let it go, and
 //! that delay varies: requests sent a window apart may arrive less than a window apart. Tokens
-//! therefore come back [`LATENCY_MARGIN`] later than one window, trading a little throughput
-//! (30k/s becomes about 27k/s) for not provoking 429s.
+//! therefore come back a latency margin later than one window (`MIXSYNC_LOADER_RATE_MARGIN_MS`,
+//! [`DEFAULT_LATENCY_MARGIN`]), trading a little throughput (2% at 20 ms) for not provoking 429s.
+//! A 429 holds every grant of the project for its `Retry-After`, and the cap then comes back
+//! from half to whole over [`RAMP`], so a limit lower than configured (another tool sending to
+//! the same project) is met with fewer requests rather than a storm of retries.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use mixsync_state::{RateRequest, StateStore};
 use parking_lot::Mutex;
+
+use crate::target::Target;
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// How much longer than its window a grant holds its tokens (see the module docs).
-pub const LATENCY_MARGIN: Duration = Duration::from_millis(100);
+/// How much longer than its window a grant holds its tokens by default (see the module docs).
+pub const DEFAULT_LATENCY_MARGIN: Duration = Duration::from_millis(20);
 
-/// Mixpanel's documented per-project limits.
+/// How long the cap takes to come back from half to whole after a 429.
+pub const RAMP: Duration = Duration::from_secs(10);
+
+/// A 429 without a `Retry-After` holds the project's grants this long.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(1);
+
+/// How often a limiter that fell back to this process's own log says so.
+const FALLBACK_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The limits a process keeps, but the records cap, which is each target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateSettings {
+    /// Uncompressed bytes per rolling minute (`MIXSYNC_LOADER_BYTES_PER_MIN`).
+    pub bytes_per_min: u64,
+    /// How much longer than its window a grant holds its tokens (`MIXSYNC_LOADER_RATE_MARGIN_MS`).
+    pub margin: Duration,
+}
+
+impl Default for RateSettings {
+    fn default() -> Self {
+        RateSettings {
+            bytes_per_min: 2_000_000_000,
+            margin: DEFAULT_LATENCY_MARGIN,
+        }
+    }
+}
+
+/// One project's limits for a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimits {
     /// Events (or profile updates) per rolling second.
@@ -33,34 +73,119 @@ pub struct RateLimits {
     pub bytes_per_min: u64,
 }
 
-impl Default for RateLimits {
-    fn default() -> Self {
-        RateLimits {
-            events_per_sec: 30_000,
-            bytes_per_min: 2_000_000_000,
+/// The key of a project in both logs: the API it is reached at and its id, so the same id on
+/// two hosts (the emulator and Mixpanel) are two budgets.
+pub fn project_key(target: &Target) -> String {
+    format!("{}#{}", target.base_url, target.project_id)
+}
+
+/// What a sender asks before each request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    settings: RateSettings,
+    local: Arc<RateLimiter>,
+    shared: Option<StateStore>,
+    last_warning: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Limiter {
+    /// A limiter kept in this process only, shared by every sender of the process with the
+    /// same settings.
+    pub fn local(settings: RateSettings) -> Self {
+        Limiter {
+            settings,
+            local: shared(settings),
+            shared: None,
+            last_warning: Arc::default(),
+        }
+    }
+
+    /// Grants come from `store`, shared with every other loader process.
+    pub fn shared_through(mut self, store: StateStore) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
+    /// This process's own log (what it grants when it falls back, or always when local).
+    pub fn local_log(&self) -> &Arc<RateLimiter> {
+        &self.local
+    }
+
+    /// Waits until a request of `records` records and `bytes` uncompressed bytes may be sent to
+    /// `target`'s project, and takes its tokens.
+    pub async fn acquire(&self, target: &Target, records: u64, bytes: u64) {
+        let key = project_key(target);
+        let limits = RateLimits {
+            events_per_sec: u64::from(target.rate_limit_per_second.max(1)),
+            bytes_per_min: self.settings.bytes_per_min,
+        };
+        if let Some(store) = &self.shared {
+            let request = RateRequest {
+                records,
+                bytes,
+                per_second: limits.events_per_sec,
+                bytes_per_minute: limits.bytes_per_min,
+                second: SECOND + self.settings.margin,
+                minute: MINUTE + self.settings.margin,
+                ramp: RAMP,
+            };
+            match store.rate_grant(&key, &request).await {
+                Ok(grant) => {
+                    tokio::time::sleep(grant.wait).await;
+                    return;
+                }
+                Err(error) => self.warn_fallback(&error),
+            }
+        }
+        self.local.acquire(&key, limits, records, bytes).await;
+    }
+
+    /// Mixpanel answered 429 for `target`'s project: hold every grant of the project for
+    /// `retry_after` (or [`DEFAULT_HOLD`]), in every process when shared.
+    pub async fn throttled(&self, target: &Target, retry_after: Option<Duration>) {
+        let key = project_key(target);
+        let hold = retry_after.unwrap_or(DEFAULT_HOLD);
+        if let Some(store) = &self.shared {
+            match store.rate_throttled(&key, hold).await {
+                Ok(()) => return,
+                Err(error) => self.warn_fallback(&error),
+            }
+        }
+        self.local.hold(&key, hold, Instant::now());
+    }
+
+    fn warn_fallback(&self, error: &mixsync_state::StateError) {
+        let mut last = self.last_warning.lock();
+        if last.is_none_or(|at| at.elapsed() >= FALLBACK_WARNING_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                error = %error,
+                "the shared rate limit cannot be reached: this process keeps the cap on its own \
+                 until it can (replicas may then exceed it together, and 429s are retried)"
+            );
         }
     }
 }
 
-/// The limiter every sender of this process with these limits shares (each loader object in a
+/// The log every sender of this process with these settings shares (each loader object in a
 /// `mixsync serve all` process, every concurrent request), so together they stay under the limit.
-pub fn shared(limits: RateLimits) -> Arc<RateLimiter> {
-    static SHARED: OnceLock<Mutex<HashMap<RateLimits, Weak<RateLimiter>>>> = OnceLock::new();
+pub fn shared(settings: RateSettings) -> Arc<RateLimiter> {
+    static SHARED: OnceLock<Mutex<HashMap<RateSettings, Weak<RateLimiter>>>> = OnceLock::new();
     let mut shared = SHARED.get_or_init(Default::default).lock();
     shared.retain(|_, limiter| limiter.strong_count() > 0);
-    if let Some(limiter) = shared.get(&limits).and_then(Weak::upgrade) {
+    if let Some(limiter) = shared.get(&settings).and_then(Weak::upgrade) {
         return limiter;
     }
-    let limiter = Arc::new(RateLimiter::new(limits));
-    shared.insert(limits, Arc::downgrade(&limiter));
+    let limiter = Arc::new(RateLimiter::new(settings.margin));
+    shared.insert(settings, Arc::downgrade(&limiter));
     limiter
 }
 
-/// A per-project limiter (share it with `Arc`).
+/// A per-project limiter kept in this process (share it with `Arc`).
 #[derive(Debug)]
 pub struct RateLimiter {
-    limits: RateLimits,
-    projects: Mutex<HashMap<u64, Project>>,
+    margin: Duration,
+    projects: Mutex<HashMap<String, Project>>,
     counters: Mutex<Counters>,
 }
 
@@ -74,6 +199,8 @@ struct Counters {
 struct Project {
     events: Window,
     bytes: Window,
+    /// No grant before this (a 429's `Retry-After`).
+    hold_until: Option<Instant>,
 }
 
 /// What a limiter has granted since it was made, over every project: what it let through and how
@@ -90,29 +217,29 @@ pub struct RateLimiterStats {
     pub bytes: u64,
     /// The time from the first grant to the last one.
     pub span: Duration,
-    /// The most events granted within one events window (a second plus [`LATENCY_MARGIN`]) of any
+    /// The most events granted within one events window (a second plus the margin) of any
     /// project; above the limit only for a single request larger than the limit.
     pub peak_events_in_window: u64,
-    /// The same for bytes within a minute plus [`LATENCY_MARGIN`].
+    /// The same for bytes within a minute plus the margin.
     pub peak_bytes_in_window: u64,
 }
 
 impl RateLimiter {
-    /// A limiter with `limits` for every project.
-    pub fn new(limits: RateLimits) -> Self {
+    /// A limiter whose grants hold their tokens a window plus `margin`.
+    pub fn new(margin: Duration) -> Self {
         RateLimiter {
-            limits,
+            margin,
             projects: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
         }
     }
 
     /// Waits until a request of `events` records and `bytes` uncompressed bytes may be sent to
-    /// `project`, and takes its tokens.
-    pub async fn acquire(&self, project: u64, events: u64, bytes: u64) {
+    /// `project` under `limits`, and takes its tokens.
+    pub async fn acquire(&self, project: &str, limits: RateLimits, events: u64, bytes: u64) {
         // Tokio's clock, which is the real one except in tests that pause and advance it.
         let now = tokio::time::Instant::now();
-        let at = self.reserve(project, events, bytes, now.into_std());
+        let at = self.reserve(project, limits, events, bytes, now.into_std());
         tokio::time::sleep_until(at.into()).await;
     }
 
@@ -121,21 +248,57 @@ impl RateLimiter {
         self.counters.lock().stats
     }
 
+    /// No grant for `project` before `now + hold`.
+    pub fn hold(&self, project: &str, hold: Duration, now: Instant) {
+        let mut projects = self.projects.lock();
+        let p = self.project(&mut projects, project, None);
+        let until = now + hold;
+        p.hold_until = Some(p.hold_until.map_or(until, |h| h.max(until)));
+    }
+
+    fn project<'a>(
+        &self,
+        projects: &'a mut HashMap<String, Project>,
+        key: &str,
+        limits: Option<RateLimits>,
+    ) -> &'a mut Project {
+        let p = projects.entry(key.to_owned()).or_insert_with(|| Project {
+            events: Window::new(SECOND + self.margin, 1),
+            bytes: Window::new(MINUTE + self.margin, 1),
+            hold_until: None,
+        });
+        if let Some(limits) = limits {
+            // A target's cap may change between requests: the log stays, the limit follows.
+            p.events.limit = limits.events_per_sec.max(1);
+            p.bytes.limit = limits.bytes_per_min.max(1);
+        }
+        p
+    }
+
     /// Takes the tokens and returns when the request may be sent (`now` or later).
-    pub fn reserve(&self, project: u64, events: u64, bytes: u64, now: Instant) -> Instant {
+    pub fn reserve(
+        &self,
+        project: &str,
+        limits: RateLimits,
+        events: u64,
+        bytes: u64,
+        now: Instant,
+    ) -> Instant {
         let mut projects = self.projects.lock();
         // Forget idle projects so the map stays as small as the set of active targets.
-        projects.retain(|_, p| p.events.is_active(now) || p.bytes.is_active(now));
-        let p = projects.entry(project).or_insert_with(|| Project {
-            events: Window::new(SECOND + LATENCY_MARGIN, self.limits.events_per_sec),
-            bytes: Window::new(MINUTE + LATENCY_MARGIN, self.limits.bytes_per_min),
+        projects.retain(|_, p| {
+            p.events.is_active(now)
+                || p.bytes.is_active(now)
+                || p.hold_until.is_some_and(|h| h > now)
         });
+        let p = self.project(&mut projects, project, Some(limits));
         p.events.prune(now);
         p.bytes.prune(now);
+        let from = p.hold_until.map_or(now, |h| h.max(now));
         let at = p
             .events
-            .earliest(now, events)
-            .max(p.bytes.earliest(now, bytes));
+            .earliest(from, events)
+            .max(p.bytes.earliest(from, bytes));
         let events_in_window = p.events.grant(at, events);
         let bytes_in_window = p.bytes.grant(at, bytes);
         drop(projects);
@@ -239,10 +402,63 @@ mod tests {
     use proptest::prelude::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const LATENCY_MARGIN: Duration = DEFAULT_LATENCY_MARGIN;
+
+    /// A limiter with the same limits for every project, named by number.
+    #[derive(Debug)]
+    struct Fixed {
+        limiter: RateLimiter,
+        limits: RateLimits,
+    }
+
+    impl Fixed {
+        fn new(limits: RateLimits) -> Self {
+            Fixed {
+                limiter: RateLimiter::new(LATENCY_MARGIN),
+                limits,
+            }
+        }
+
+        fn reserve(&self, project: u64, events: u64, bytes: u64, now: Instant) -> Instant {
+            self.limiter
+                .reserve(&project.to_string(), self.limits, events, bytes, now)
+        }
+
+        async fn acquire(&self, project: u64, events: u64, bytes: u64) {
+            self.limiter
+                .acquire(&project.to_string(), self.limits, events, bytes)
+                .await;
+        }
+
+        fn stats(&self) -> RateLimiterStats {
+            self.limiter.stats()
+        }
+    }
+
+    #[test]
+    fn a_hold_delays_every_grant_of_its_project_and_the_cap_follows_the_target() {
+        let limiter = RateLimiter::new(LATENCY_MARGIN);
+        let limits = |events_per_sec| RateLimits {
+            events_per_sec,
+            bytes_per_min: u64::MAX,
+        };
+        let t0 = Instant::now();
+        limiter.hold("a", 2 * SECOND, t0);
+        // A shorter hold does not shorten it.
+        limiter.hold("a", SECOND, t0);
+        assert_eq!(limiter.reserve("a", limits(10), 5, 0, t0), t0 + 2 * SECOND);
+        assert_eq!(limiter.reserve("b", limits(10), 5, 0, t0), t0);
+        // The cap is each call's: 5 granted, 10 more fit under a raised cap of 15.
+        assert_eq!(limiter.reserve("b", limits(15), 10, 0, t0), t0);
+        assert_eq!(
+            limiter.reserve("b", limits(15), 1, 0, t0),
+            t0 + SECOND + LATENCY_MARGIN
+        );
+    }
 
     #[test]
     fn grants_immediately_under_the_limit() {
-        let limiter = RateLimiter::new(RateLimits {
+        let limiter = Fixed::new(RateLimits {
             events_per_sec: 10,
             bytes_per_min: 1_000,
         });
@@ -257,7 +473,7 @@ mod tests {
 
     #[test]
     fn bytes_per_minute_limit_waits_a_minute() {
-        let limiter = RateLimiter::new(RateLimits {
+        let limiter = Fixed::new(RateLimits {
             events_per_sec: 1_000,
             bytes_per_min: 100,
         });
@@ -271,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_request_larger_than_the_limit_waits_for_an_empty_window() {
-        let limiter = RateLimiter::new(RateLimits {
+        let limiter = Fixed::new(RateLimits {
             events_per_sec: 10,
             bytes_per_min: 1_000_000,
         });
@@ -288,7 +504,7 @@ mod tests {
     /// exactly the schedule the limiter imposes, whatever the machine's load.
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_exactly_until_the_window_has_room() {
-        let limiter = RateLimiter::new(RateLimits {
+        let limiter = Fixed::new(RateLimits {
             events_per_sec: 10,
             bytes_per_min: 1_000,
         });
@@ -307,7 +523,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_requests_are_spread_one_window_apart() {
-        let limiter = Arc::new(RateLimiter::new(RateLimits {
+        let limiter = Arc::new(Fixed::new(RateLimits {
             events_per_sec: 1_000,
             bytes_per_min: u64::MAX,
         }));
@@ -346,7 +562,7 @@ mod tests {
 
     #[test]
     fn stats_show_a_request_larger_than_the_limit_alone_in_its_window() {
-        let limiter = RateLimiter::new(RateLimits {
+        let limiter = Fixed::new(RateLimits {
             events_per_sec: 10,
             bytes_per_min: 1_000_000,
         });
@@ -368,7 +584,7 @@ mod tests {
             limit in 1u64..100,
             requests in proptest::collection::vec((0u64..50, 1u64..120), 1..200),
         ) {
-            let limiter = RateLimiter::new(RateLimits { events_per_sec: limit, bytes_per_min: u64::MAX });
+            let limiter = Fixed::new(RateLimits { events_per_sec: limit, bytes_per_min: u64::MAX });
             let t0 = Instant::now();
             let mut now = t0;
             let mut grants = Vec::new();

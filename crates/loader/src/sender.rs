@@ -17,7 +17,7 @@ use crate::internal_events::{
     CredentialsRefused, RecordsDeferred, RequestAnswered, RequestRetried,
 };
 use crate::objects::{Object, ParsedReply, RULE_REJECTED, RecordFailure};
-use crate::rate_limit::{self, RateLimiter};
+use crate::rate_limit::Limiter;
 use crate::retry::{Answer, Backoff, Refusals, RetryAction, classify};
 use crate::split::{self, Sent};
 use crate::target::Target;
@@ -41,14 +41,15 @@ pub enum RecordOutcome {
 pub struct Sender<O> {
     object: O,
     http: HttpClient,
-    limiter: Option<Arc<RateLimiter>>,
+    limiter: Option<Limiter>,
     backoff: Backoff,
     retry_budget: Option<Duration>,
     shutdown: CancellationToken,
 }
 
 impl<O: Object> Sender<O> {
-    /// A sender with `settings`, using this process's shared rate limiter for those limits. Once
+    /// A sender with `settings`, using this process's rate limiter for those limits (see
+    /// [`Sender::share_rate_limit`] for one shared by every process). Once
     /// `shutdown` is cancelled, no new attempt starts: unresolved records come back
     /// [`RecordOutcome::Deferred`].
     pub fn new(
@@ -59,11 +60,23 @@ impl<O: Object> Sender<O> {
         Ok(Sender {
             object,
             http: HttpClient::new(&settings.http)?,
-            limiter: settings.rate_limit.map(rate_limit::shared),
+            limiter: settings.rate_limit.map(Limiter::local),
             backoff: settings.backoff,
             retry_budget: settings.retry_budget,
             shutdown,
         })
+    }
+
+    /// Takes rate-limit grants from `store`, shared with every other loader process (when the
+    /// rate limit is on).
+    pub fn share_rate_limit(mut self, store: mixsync_state::StateStore) -> Self {
+        self.limiter = self.limiter.map(|l| l.shared_through(store));
+        self
+    }
+
+    /// The rate limiter, when the limit is on.
+    pub fn limiter(&self) -> Option<&Limiter> {
+        self.limiter.as_ref()
     }
 
     /// The object sent.
@@ -117,11 +130,7 @@ impl<O: Object> Sender<O> {
                 return self.deferred(records.len(), "the loader is shutting down");
             }
             if let Some(limiter) = &self.limiter {
-                let acquire = limiter.acquire(
-                    target.project_id,
-                    request.records,
-                    request.uncompressed_bytes,
-                );
+                let acquire = limiter.acquire(target, request.records, request.uncompressed_bytes);
                 tokio::select! {
                     () = acquire => {}
                     () = self.shutdown.cancelled() => {
@@ -162,6 +171,12 @@ impl<O: Object> Sender<O> {
                     return Sent::Fatal(reason.into());
                 }
                 RetryAction::Retry { after } => {
+                    if let (Some(limiter), Answer::Http { status: 429, .. }) =
+                        (&self.limiter, &answer)
+                    {
+                        // Every sender to the project waits, not only this request.
+                        limiter.throttled(target, after).await;
+                    }
                     let wait = self.backoff.delay(attempt, after, &mut rand::rng());
                     if self
                         .retry_budget

@@ -22,6 +22,8 @@ pub struct Target {
     pub service_account_username: String,
     /// The service account's secret.
     pub service_account_secret: SecretString,
+    /// The project's cap in records per second, shared by every loader.
+    pub rate_limit_per_second: u32,
 }
 
 impl Target {
@@ -64,6 +66,12 @@ pub enum TargetError {
 pub trait TargetSource: Send + Sync + 'static {
     /// The target's current settings.
     fn target(&self, id: &str) -> impl Future<Output = Result<Target, TargetError>> + Send;
+
+    /// Where the rate limit shared by every loader process is kept, if anywhere (the state
+    /// store); `None` keeps it in this process.
+    fn shared_rate_limit(&self) -> Option<mixsync_state::StateStore> {
+        None
+    }
 }
 
 /// A fixed set of targets.
@@ -77,6 +85,10 @@ impl TargetSource for HashMap<String, Target> {
 
 /// The state store resolves targets in production.
 impl TargetSource for mixsync_state::StateStore {
+    fn shared_rate_limit(&self) -> Option<mixsync_state::StateStore> {
+        Some(self.clone())
+    }
+
     async fn target(&self, id: &str) -> Result<Target, TargetError> {
         use mixsync_state::StateError;
         match self.target_connection(id).await {
@@ -86,6 +98,7 @@ impl TargetSource for mixsync_state::StateStore {
                 token: c.token,
                 service_account_username: c.service_account_username,
                 service_account_secret: c.service_account_secret,
+                rate_limit_per_second: c.rate_limit_per_second,
             }),
             Err(StateError::NotFound { .. }) => Err(TargetError::NotFound(id.to_owned())),
             Err(error @ (StateError::Decrypt { .. } | StateError::Corrupt { .. })) => {

@@ -11,7 +11,7 @@ use common::*;
 use futures_util::future::join_all;
 use mixsync_emulator::ManualClock;
 use mixsync_loader::objects::{RULE_REJECTED, RULE_TOO_LARGE, RecordFailure};
-use mixsync_loader::rate_limit::{self, RateLimits};
+use mixsync_loader::rate_limit::RateSettings;
 use mixsync_loader::{Events, EventsConfig, RecordOutcome, Sender};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -233,16 +233,17 @@ async fn rate_limit_429s_are_retried_honouring_retry_after() {
 async fn the_loaders_own_rate_limit_keeps_under_mixpanels() {
     let emulator = start(emulator_config()).await;
     let mut settings = settings();
-    // Limits no other test uses, so the process-wide limiter read below is this test's alone.
-    let limits = RateLimits {
-        events_per_sec: 1000,
+    // Settings no other test uses, so the process-wide limiter read below is this test's alone.
+    let margin = Duration::from_millis(100);
+    settings.rate_limit = Some(RateSettings {
         bytes_per_min: 1_999_999_999,
-    };
-    settings.rate_limit = Some(limits);
+        margin,
+    });
     let sender = sender(&settings);
-    // The same limiter the sender holds: limiters are shared per process and per limits.
-    let limiter = rate_limit::shared(limits);
-    let target = target(&emulator);
+    // The log the sender keeps (no state store here, so this process's own).
+    let limiter = sender.limiter().unwrap().local_log().clone();
+    let mut target = target(&emulator);
+    target.rate_limit_per_second = 1000;
     let started = Instant::now();
     let batches: Vec<Vec<Bytes>> = (0..8).map(|b| events(&format!("l{b}"), 500)).collect();
     let results = join_all(batches.iter().map(|records| sender.send(&target, records))).await;
@@ -260,7 +261,7 @@ async fn the_loaders_own_rate_limit_keeps_under_mixpanels() {
     assert_eq!(granted.events, 4000);
     assert!(granted.peak_events_in_window <= 1000, "{granted:?}");
     // 4000 events at 1000 a window take four windows: the last grant is three after the first.
-    let window = Duration::from_secs(1) + rate_limit::LATENCY_MARGIN;
+    let window = Duration::from_secs(1) + margin;
     assert!(granted.span >= 3 * window, "{granted:?}");
     // And the sends waited for their grants rather than only booking them.
     assert!(elapsed >= granted.span, "{elapsed:?} {granted:?}");
@@ -366,5 +367,6 @@ fn target_as_url(base_url: &str) -> mixsync_loader::Target {
         token: "demo-token".into(),
         service_account_username: "demo-sa".into(),
         service_account_secret: "demo-secret".into(),
+        rate_limit_per_second: 30_000,
     }
 }

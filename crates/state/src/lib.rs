@@ -26,6 +26,7 @@ mod migrate;
 mod page;
 mod plan;
 mod progress;
+mod rate;
 mod replay;
 mod ride_out;
 mod rotation;
@@ -52,6 +53,7 @@ pub use plan::{
     WarehouseConnection,
 };
 pub use progress::{DEAD_LETTER_RULE, ProgressOutcome};
+pub use rate::{RateGrant, RateRequest};
 pub use replay::{ReplayCursor, ReplayRow, ReplaySelection};
 pub use ride_out::{RIDE_OUT, ride_out};
 pub use rotation::{KeyCheck, Rotation};
@@ -60,5 +62,5 @@ pub use schedule::ScheduledRun;
 pub use snapshots::{KeyClaim, KeyToClaim};
 pub use stage::Stage;
 pub use store::StateStore;
-pub use targets::{Target, TargetSpec, api_base_url};
+pub use targets::{DEFAULT_RATE_LIMIT_PER_SECOND, Target, TargetSpec, api_base_url};
 pub use warehouses::{Warehouse, WarehouseSpec};

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_run_attempts",
         include_str!("../migrations/0010_run_attempts.sql"),
     ),
+    (
+        "0011_rate_limit",
+        include_str!("../migrations/0011_rate_limit.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating ("mixsync" in ASCII).

@@ -110,6 +110,8 @@ pub struct TargetConnection {
     pub service_account_username: String,
     /// Service-account secret.
     pub service_account_secret: SecretString,
+    /// The project's cap in records per second, shared by every loader.
+    pub rate_limit_per_second: u32,
 }
 
 /// The activation settings frozen into a run when it is triggered.

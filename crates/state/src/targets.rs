@@ -33,7 +33,12 @@ pub struct TargetSpec {
     pub service_account_secret: Option<SecretString>,
     /// Whether a plain `http://` base URL on a host that is not loopback is accepted.
     pub allow_insecure_http: bool,
+    /// The project's cap in records per second, shared by every loader (> 0).
+    pub rate_limit_per_second: u32,
 }
+
+/// Mixpanel's documented cap for a project: 30,000 events (or profile updates) per second.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 30_000;
 
 impl std::fmt::Debug for TargetSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,6 +55,7 @@ impl std::fmt::Debug for TargetSpec {
                 &redact(&self.service_account_secret),
             )
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
             .finish()
     }
 }
@@ -83,6 +89,8 @@ pub struct Target {
     pub has_service_account_secret: bool,
     /// Whether a plain `http://` base URL on a host that is not loopback is accepted.
     pub allow_insecure_http: bool,
+    /// The project's cap in records per second.
+    pub rate_limit_per_second: u32,
     /// Creation time.
     pub created_at: SystemTime,
     /// Last change.
@@ -91,7 +99,7 @@ pub struct Target {
 
 const COLUMNS: &str = "id, name, project_id, residency, base_url, service_account_username, \
      token_secret IS NOT NULL, service_account_secret IS NOT NULL, created_at, updated_at, \
-     allow_insecure_http";
+     allow_insecure_http, rate_limit_per_second";
 
 fn from_row(row: &Row) -> Result<Target, StateError> {
     let id: String = row.get(0);
@@ -111,12 +119,26 @@ fn from_row(row: &Row) -> Result<Target, StateError> {
         created_at: row.get(8),
         updated_at: row.get(9),
         allow_insecure_http: row.get(10),
+        rate_limit_per_second: u32::try_from(row.get::<_, i32>(11))
+            .map_err(|e| StateError::corrupt(format!("rate limit of target `{id}`"), e))?,
         id,
     })
 }
 
 fn project_id_param(spec: &TargetSpec) -> Result<i64, StateError> {
     i64::try_from(spec.project_id).map_err(|e| StateError::corrupt("project id", e))
+}
+
+fn rate_param(spec: &TargetSpec) -> Result<i32, StateError> {
+    i32::try_from(spec.rate_limit_per_second)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            StateError::corrupt(
+                "rate limit per second",
+                format!("{} is not in 1..=2147483647", spec.rate_limit_per_second),
+            )
+        })
 }
 
 fn name_taken(err: tokio_postgres::Error, name: &str) -> StateError {
@@ -145,8 +167,8 @@ impl StateStore {
         )?;
         let client = self.client().await?;
         let sql = format!(
-            "INSERT INTO targets (id, name, project_id, residency, base_url, service_account_username, token_secret, service_account_secret, allow_insecure_http)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+            "INSERT INTO targets (id, name, project_id, residency, base_url, service_account_username, token_secret, service_account_secret, allow_insecure_http, rate_limit_per_second)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         );
         let row = client
             .query_one(
@@ -161,6 +183,7 @@ impl StateStore {
                     &token,
                     &secret,
                     &spec.allow_insecure_http,
+                    &rate_param(spec)?,
                 ],
             )
             .await
@@ -194,6 +217,7 @@ impl StateStore {
                  token_secret = COALESCE($7, token_secret),
                  service_account_secret = COALESCE($8, service_account_secret),
                  allow_insecure_http = $9,
+                 rate_limit_per_second = $10,
                  updated_at = now()
              WHERE id = $1 RETURNING {COLUMNS}"
         );
@@ -211,6 +235,7 @@ impl StateStore {
                     &token,
                     &secret,
                     &spec.allow_insecure_http,
+                    &rate_param(spec)?,
                 ],
             )
             .await
@@ -303,7 +328,8 @@ impl StateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT project_id, residency, base_url, service_account_username, token_secret, service_account_secret
+                "SELECT project_id, residency, base_url, service_account_username, token_secret,
+                        service_account_secret, rate_limit_per_second
                  FROM targets WHERE id = $1",
                 &[&target_id],
             )
@@ -333,6 +359,7 @@ impl StateStore {
                 target_id,
                 secret.as_deref(),
             )?,
+            rate_limit_per_second: u32::try_from(row.get::<_, i32>(6)).unwrap_or(1).max(1),
         })
     }
 }

@@ -36,6 +36,7 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
             "0008_target_insecure_http",
             "0009_secrets_at_rest_v1",
             "0010_run_attempts",
+            "0011_rate_limit",
         ]
     );
     drop(store);

@@ -59,6 +59,7 @@ pub fn target_spec(name: &str) -> TargetSpec {
         service_account_username: "sa.user".into(),
         service_account_secret: Some(key("sa-secret-xyz")),
         allow_insecure_http: false,
+        rate_limit_per_second: mixsync_state::DEFAULT_RATE_LIMIT_PER_SECOND,
     }
 }
 

@@ -47,6 +47,10 @@ pub(crate) struct SpecArgs {
     /// service-account secret then cross the network unencrypted.
     #[arg(long)]
     allow_insecure_http: bool,
+    /// The project's cap in events (or profile updates) per second, shared by every loader
+    /// process; raise it only for a project whose limit Mixpanel raised.
+    #[arg(long, default_value_t = 30_000)]
+    rate_limit_per_second: u32,
     /// The project token; prefer MIXSYNC_PROJECT_TOKEN.
     #[arg(long, env = "MIXSYNC_PROJECT_TOKEN", hide_env_values = true)]
     token: String,
@@ -75,6 +79,7 @@ impl SpecArgs {
             service_account_username: self.service_account.clone(),
             service_account_secret: self.service_account_secret.clone(),
             allow_insecure_http: self.allow_insecure_http,
+            rate_limit_per_second: self.rate_limit_per_second,
         })
     }
 }
@@ -101,10 +106,21 @@ fn list_text(list: &[Target]) -> String {
                 t.project_id.clone(),
                 place,
                 t.service_account_username.clone(),
+                t.rate_limit_per_second.to_string(),
             ]
         })
         .collect();
-    table(&["ID", "NAME", "PROJECT", "API", "SERVICE ACCOUNT"], &rows)
+    table(
+        &[
+            "ID",
+            "NAME",
+            "PROJECT",
+            "API",
+            "SERVICE ACCOUNT",
+            "RATE LIMIT/S",
+        ],
+        &rows,
+    )
 }
 
 pub(crate) async fn run(

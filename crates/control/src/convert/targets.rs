@@ -2,7 +2,7 @@
 
 use mixsync_domain::{ProjectId, ProjectToken, Residency};
 use mixsync_proto::v1;
-use mixsync_state::{Target, TargetSpec};
+use mixsync_state::{DEFAULT_RATE_LIMIT_PER_SECOND, Target, TargetSpec};
 use secrecy::SecretString;
 
 use super::{required, timestamp};
@@ -65,7 +65,29 @@ pub(crate) fn target_spec(
             &field("service_account_secret"),
         )?,
         allow_insecure_http: spec.allow_insecure_http,
+        rate_limit_per_second: rate_limit(
+            spec.rate_limit_per_second,
+            &field("rate_limit_per_second"),
+        )?,
     })
+}
+
+/// The highest cap a target may set: far above any Mixpanel project's, low enough that a typo
+/// (an extra zero or three) is caught.
+const MAX_RATE_LIMIT_PER_SECOND: u32 = 10_000_000;
+
+fn rate_limit(value: u32, field: &str) -> ApiResult<u32> {
+    match value {
+        0 => Ok(DEFAULT_RATE_LIMIT_PER_SECOND),
+        1..=MAX_RATE_LIMIT_PER_SECOND => Ok(value),
+        _ => Err(ApiError::invalid(
+            field,
+            format!(
+                "{value} is above {MAX_RATE_LIMIT_PER_SECOND} records per second; give the \
+                 project's cap as Mixpanel set it (0 for the standard 30000)"
+            ),
+        )),
+    }
 }
 
 fn residency(r: v1::Residency, has_base_url: bool, field: &str) -> ApiResult<Residency> {
@@ -147,6 +169,7 @@ pub(crate) fn target_to_proto(t: &Target) -> v1::Target {
         has_token: t.has_token,
         has_service_account_secret: t.has_service_account_secret,
         allow_insecure_http: t.allow_insecure_http,
+        rate_limit_per_second: t.rate_limit_per_second,
         created_at: Some(timestamp(t.created_at)),
         updated_at: Some(timestamp(t.updated_at)),
     }
@@ -166,7 +189,25 @@ mod tests {
             service_account_username: "sa".into(),
             service_account_secret: "s".into(),
             allow_insecure_http: false,
+            rate_limit_per_second: 0,
         }
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_to_mixpanels_cap_and_is_bounded() {
+        let mut s = spec();
+        let out = target_spec(&s, "target", Secrets::Required).unwrap();
+        assert_eq!(out.rate_limit_per_second, 30_000);
+        s.rate_limit_per_second = 120_000;
+        let out = target_spec(&s, "target", Secrets::Required).unwrap();
+        assert_eq!(out.rate_limit_per_second, 120_000);
+        s.rate_limit_per_second = 30_000_000;
+        let err = target_spec(&s, "target", Secrets::Required).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("target.rate_limit_per_second: 30000000 is above 10000000"),
+            "{err}"
+        );
     }
 
     #[test]

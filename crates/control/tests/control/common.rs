@@ -150,6 +150,7 @@ impl Harness {
             service_account_username: "demo-sa".into(),
             service_account_secret: "demo-secret".into(),
             allow_insecure_http: false,
+            rate_limit_per_second: 0,
         }
     }
 

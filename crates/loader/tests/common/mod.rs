@@ -41,6 +41,7 @@ pub fn target_as(emulator: &Emulator, user: &str, secret: &str) -> Target {
         token: "demo-token".into(),
         service_account_username: user.into(),
         service_account_secret: secret.into(),
+        rate_limit_per_second: 30_000,
     }
 }
 

@@ -52,6 +52,7 @@ mod tests {
             token: "t".into(),
             service_account_username: "sa".into(),
             service_account_secret: "s".into(),
+            rate_limit_per_second: 30_000,
         }
     }
 

@@ -54,6 +54,7 @@ mod tests {
             token: token.into(),
             service_account_username: "sa".into(),
             service_account_secret: "s".into(),
+            rate_limit_per_second: 30_000,
         }
     }
 

@@ -1,0 +1,116 @@
+-- One rate limit per Mixpanel project, shared by every loader process (docs/operations.md,
+-- "One cap per project"). Each request a loader sends first takes a grant here: the database
+-- serialises the grants of a project and its clock is the one time line every process shares.
+
+-- A target's cap: records (events or profile updates) per second for its project.
+ALTER TABLE targets ADD COLUMN rate_limit_per_second integer NOT NULL DEFAULT 30000
+    CHECK (rate_limit_per_second > 0);
+
+-- The grants of the last minute or so, per project key (`<base URL>#<project id>`). Unlogged:
+-- after a crash of the database the log is empty, which only forgets the last minute's spending.
+CREATE UNLOGGED TABLE rate_grants (
+    project text NOT NULL,
+    granted_at timestamptz NOT NULL,
+    records bigint NOT NULL,
+    bytes bigint NOT NULL
+);
+CREATE INDEX rate_grants_project_at ON rate_grants (project, granted_at);
+
+-- A project Mixpanel answered 429 for: nothing is granted before `hold_until` (its Retry-After),
+-- and the cap comes back from half to whole over the ramp that starts at `throttled_at`.
+CREATE UNLOGGED TABLE rate_holds (
+    project text PRIMARY KEY,
+    hold_until timestamptz NOT NULL,
+    throttled_at timestamptz NOT NULL
+);
+
+-- Takes a grant of `p_records` records and `p_bytes` bytes for `p_project` and returns how long
+-- the caller waits before sending (milliseconds from now, on the database's clock) and the
+-- records granted in the window ending at the grant, this one included.
+--
+-- A grant is placed at the earliest time, not before now nor before the project's last grant,
+-- at which the records granted within the preceding `p_second_ms` plus this request stay within
+-- the cap, and the same for bytes within `p_minute_ms`: a sliding log, so no rolling window ever
+-- holds more than the cap (a request larger than the whole cap waits for an empty window).
+CREATE FUNCTION mixsync_rate_grant(
+    p_project text,
+    p_records bigint,
+    p_bytes bigint,
+    p_per_second bigint,
+    p_per_minute_bytes bigint,
+    p_second_ms integer,
+    p_minute_ms integer,
+    p_ramp_ms integer,
+    OUT wait_ms double precision,
+    OUT in_window bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    now_at timestamptz := clock_timestamp();
+    w_second interval := make_interval(secs => p_second_ms / 1000.0);
+    w_minute interval := make_interval(secs => p_minute_ms / 1000.0);
+    cap bigint := p_per_second;
+    slot timestamptz;
+    slot_bytes timestamptz;
+    total bigint;
+    hold rate_holds%ROWTYPE;
+    g record;
+BEGIN
+    -- One grant at a time per project, across every process.
+    PERFORM pg_advisory_xact_lock(hashtextextended('mixsync.rate:' || p_project, 0));
+    SELECT * INTO hold FROM rate_holds WHERE project = p_project;
+    slot := now_at;
+    IF FOUND THEN
+        slot := greatest(slot, hold.hold_until);
+        -- After a 429 the cap is halved and comes back linearly over the ramp.
+        IF slot < hold.throttled_at + make_interval(secs => p_ramp_ms / 1000.0) THEN
+            cap := greatest(1, (p_per_second * (0.5 + 0.5 * extract(epoch FROM slot - hold.throttled_at)
+                                                 / (p_ramp_ms / 1000.0)))::bigint);
+        END IF;
+    END IF;
+    slot := greatest(slot, (SELECT max(granted_at) FROM rate_grants WHERE project = p_project));
+
+    SELECT coalesce(sum(records), 0) INTO total
+      FROM rate_grants WHERE project = p_project AND granted_at > slot - w_second;
+    IF total > 0 AND total + p_records > cap THEN
+        FOR g IN SELECT granted_at, records FROM rate_grants
+                  WHERE project = p_project AND granted_at > slot - w_second ORDER BY granted_at LOOP
+            slot := g.granted_at + w_second;
+            total := total - g.records;
+            EXIT WHEN total = 0 OR total + p_records <= cap;
+        END LOOP;
+    END IF;
+
+    slot_bytes := slot;
+    SELECT coalesce(sum(bytes), 0) INTO total
+      FROM rate_grants WHERE project = p_project AND granted_at > slot - w_minute;
+    IF total > 0 AND total + p_bytes > p_per_minute_bytes THEN
+        FOR g IN SELECT granted_at, bytes FROM rate_grants
+                  WHERE project = p_project AND granted_at > slot - w_minute ORDER BY granted_at LOOP
+            slot_bytes := g.granted_at + w_minute;
+            total := total - g.bytes;
+            EXIT WHEN total = 0 OR total + p_bytes <= p_per_minute_bytes;
+        END LOOP;
+    END IF;
+    slot := greatest(slot, slot_bytes);
+
+    INSERT INTO rate_grants VALUES (p_project, slot, p_records, p_bytes);
+    SELECT sum(records) INTO in_window
+      FROM rate_grants WHERE project = p_project AND granted_at > slot - w_second AND granted_at <= slot;
+    -- Grants older than both windows count for nothing.
+    DELETE FROM rate_grants
+     WHERE project = p_project AND granted_at < now_at - w_minute - w_second;
+    wait_ms := greatest(0, extract(epoch FROM slot - now_at) * 1000);
+END
+$$;
+
+-- Mixpanel answered 429 for `p_project`: no grant before `p_hold_ms` from now (its Retry-After),
+-- then the ramp above. A later hold never shortens an earlier one.
+CREATE FUNCTION mixsync_rate_throttled(p_project text, p_hold_ms integer) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO rate_holds (project, hold_until, throttled_at)
+    VALUES (p_project, clock_timestamp() + make_interval(secs => p_hold_ms / 1000.0),
+            clock_timestamp())
+    ON CONFLICT (project) DO UPDATE
+       SET hold_until = greatest(rate_holds.hold_until, EXCLUDED.hold_until),
+           throttled_at = EXCLUDED.throttled_at;
+$$;
