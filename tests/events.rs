@@ -533,6 +533,87 @@ async fn refused_credentials_and_an_unreachable_warehouse_fail_the_run_with_the_
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_revoked_mid_run_fail_it_with_true_counts() -> anyhow::Result<()> {
+    const ROWS: i64 = 30_000;
+    let mut world = World::new("revoked").await?;
+    seed(&mut world, ROWS, false).await?;
+    let mut control = world.start_all().await?;
+    let (wh, target_id) = warehouse_and_target(&world, &mut control).await?;
+    // A low cap, so the run is still sending when the secret is revoked.
+    control
+        .update_target(pb::UpdateTargetRequest {
+            id: target_id.clone(),
+            target: Some(pb::TargetSpec {
+                name: "emulator".into(),
+                project_id: "1".into(),
+                residency: pb::Residency::Us as i32,
+                base_url: world.emulator_url(),
+                service_account_username: "demo-sa".into(),
+                rate_limit_per_second: 3_000,
+                ..Default::default()
+            }),
+        })
+        .await?;
+    let activation =
+        events_activation(&mut control, "revoked", &wh, &target_id, QUERY, &[]).await?;
+    let run = control
+        .trigger_run(pb::TriggerRunRequest {
+            activation_id: activation.id.clone(),
+            full_resync: false,
+        })
+        .await?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    // Once Mixpanel holds some of the run, the service account's secret is revoked.
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = emulator_stats(&world).await?;
+        if stats["records"]["accepted"].as_u64().unwrap_or(0) >= 3_000 {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "nothing reached the emulator: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    http.put(format!("{}/_emulator/revoked", world.emulator_url()))
+        .json(&serde_json::json!(["demo-sa"]))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let run = wait_for_end(&mut control, &run.id, RUN_TIMEOUT).await?;
+    assert_eq!(run.state, pb::RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error_message.contains("demo-sa") && run.error_message.contains("Invalid credentials"),
+        "{}",
+        run.error_message
+    );
+    // True counts: what Mixpanel accepted is `loaded`, everything else extracted is failed with
+    // the run's reason, and it all adds up.
+    assert_adds_up(&run);
+    let held = emulator_events(&world).await?.len() as u64;
+    let c = counts(&run);
+    assert_eq!(c.loaded, held, "{run:?}");
+    assert!(c.loaded >= 3_000 && c.loaded < ROWS as u64, "{run:?}");
+    let (failed, _) = failed_records(&mut control, &run.id).await?;
+    assert_eq!(failed.len() as u64, c.failed, "{run:?}");
+    assert!(c.failed > 0, "{run:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.rule == "run_failed" && f.message.contains("Invalid credentials")),
+        "{:?}",
+        failed.first()
+    );
+    world.cleanup().await;
+    Ok(())
+}
+
 /// The emulator target created by [`warehouse_and_target`] (by name).
 async fn emulator_target(control: &mut Control) -> anyhow::Result<String> {
     let targets = control

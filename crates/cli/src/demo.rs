@@ -2,7 +2,7 @@
 //! unless a target URL is given), set up the warehouse, target and activation through the gRPC API,
 //! run it and print the report. The demo is idempotent: the same `--rows` gives the same data, and the
 //! warehouse, target and activation are found again by name, so a second demo is a second run of the
-//! same activation. `bench` is the same job with rate limits off, timing the run and reading each
+//! same activation. `bench` is the same job timed (rate limits off unless `--cap`), reading each
 //! service's peak memory.
 
 use std::time::{Duration, Instant};
@@ -62,6 +62,54 @@ pub(crate) struct DemoArgs {
     amqp_url: String,
 }
 
+/// `mixsync bench`: the demo's job, timed, with rate limits off unless `--cap` is given.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    demo: DemoArgs,
+    /// Keep to a cap of N records per second for the project: the emulator enforces it (429s
+    /// past it) and the target says it, so every loader shares it. The report says how fully
+    /// the cap was used and how many requests were answered 429.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    cap: Option<u32>,
+    /// What to sync: `events`, or `all` (events, user profiles and group profiles at once).
+    #[arg(long, value_enum, default_value_t = BenchObjects::Events)]
+    objects: BenchObjects,
+    /// Processes of loader-events and of loader-users each (replicas sharing the cap).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    replicas: u8,
+}
+
+/// What `mixsync bench` syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BenchObjects {
+    /// The events activation only.
+    Events,
+    /// Events, user profiles and group profiles, triggered together.
+    All,
+}
+
+/// The bench's settings, or none for the demo.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bench {
+    cap: Option<u32>,
+    objects: BenchObjects,
+    replicas: u8,
+}
+
+impl BenchArgs {
+    pub(crate) fn split(self) -> (DemoArgs, Bench) {
+        (
+            self.demo,
+            Bench {
+                cap: self.cap,
+                objects: self.objects,
+                replicas: self.replicas,
+            },
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct Report {
     /// One entry per activation run: events, then user profiles, then group profiles.
@@ -70,6 +118,28 @@ struct Report {
     emulator: Option<EmulatorSummary>,
     seconds: f64,
     services: Vec<ServiceReport>,
+    /// CPU-seconds the whole machine spent busy during the runs (`/proc/stat`).
+    machine_cpu_seconds: Option<f64>,
+    /// How the cap was kept (`bench --cap`).
+    cap: Option<CapReport>,
+}
+
+/// What the emulator measured of one project under `bench --cap`.
+#[derive(Serialize)]
+struct CapReport {
+    cap_per_second: u32,
+    /// Records that reached the emulator (admitted or answered 429).
+    records: u64,
+    /// From the first arrival to one second after the last: the windows the records used.
+    seconds: f64,
+    records_per_second: f64,
+    /// `records_per_second` as a share of the cap, in percent.
+    cap_used_percent: f64,
+    /// The most records that arrived within any one second.
+    peak_records_per_second: u64,
+    requests: u64,
+    requests_429: u64,
+    requests_429_percent: f64,
 }
 
 #[derive(Serialize)]
@@ -90,13 +160,18 @@ struct EmulatorSummary {
 
 #[derive(Serialize)]
 struct ServiceReport {
-    service: &'static str,
+    service: String,
     peak_rss_mib: Option<f64>,
     cpu_seconds: Option<f64>,
 }
 
-/// Runs the demo (`bench = false`) or the bench (`bench = true`).
-pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::Result<()> {
+/// Runs the demo (`bench` is `None`) or the bench.
+pub(crate) async fn run(
+    args: DemoArgs,
+    output: Output,
+    bench_settings: Option<Bench>,
+) -> anyhow::Result<()> {
+    let bench = bench_settings.is_some();
     let say = |line: String| {
         if output == Output::Text {
             eprintln!("{line}");
@@ -144,9 +219,16 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
     if std::env::var_os("RUST_LOG").is_none() {
         env.push(("RUST_LOG".into(), "info".into()));
     }
-    if bench {
-        env.push(("MIXSYNC_LOADER_RATE_LIMIT".into(), "off".into()));
-        env.push(("MIXSYNC_EMULATOR_RATE_LIMIT".into(), "off".into()));
+    match bench_settings.and_then(|b| b.cap) {
+        Some(cap) => {
+            env.push(("MIXSYNC_EMULATOR_RATE_LIMIT".into(), "on".into()));
+            env.push(("MIXSYNC_EMULATOR_EVENTS_PER_SEC".into(), cap.to_string()));
+        }
+        None if bench => {
+            env.push(("MIXSYNC_LOADER_RATE_LIMIT".into(), "off".into()));
+            env.push(("MIXSYNC_EMULATOR_RATE_LIMIT".into(), "off".into()));
+        }
+        None => {}
     }
     let mut processes = Vec::new();
     let target_url = match &args.target_url {
@@ -163,8 +245,15 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
             format!("http://127.0.0.1:{port}")
         }
     };
+    let replicas = bench_settings.map_or(1, |b| usize::from(b.replicas));
     for service in PIPELINE {
-        processes.push(stack::spawn(service, &env, &log_dir)?);
+        let n = match service {
+            Service::LoaderEvents | Service::LoaderUsers => replicas,
+            _ => 1,
+        };
+        for replica in 1..=n {
+            processes.push(stack::spawn_replica(service, replica, &env, &log_dir)?);
+        }
     }
     let mut stack = Stack {
         processes,
@@ -175,12 +264,12 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
         "started the emulator and every service: control, extractor, mapper, loader-events, loader-users, loader-groups (logs in {})",
         log_dir.display()
     ));
-    let result = drive(&mut stack, &args, &target_url, output, bench).await;
+    let result = drive(&mut stack, &args, &target_url, output, bench_settings).await;
     let services: Vec<ServiceReport> = stack
         .processes
         .iter()
         .map(|p| ServiceReport {
-            service: p.service.name(),
+            service: p.name.clone(),
             peak_rss_mib: p
                 .child
                 .id()
@@ -199,21 +288,23 @@ pub(crate) async fn run(args: DemoArgs, output: Output, bench: bool) -> anyhow::
     }
 }
 
-/// Sets up the resources, runs the activations (all three objects for the demo, events only for
-/// the bench) and gathers the report; `Ok` when every run ended SUCCEEDED or PARTIALLY_FAILED (the
-/// demo's invalid rows are expected failures).
+/// Sets up the resources, runs the activations (all three objects for the demo and
+/// `bench --objects all`, events only for the bench) and gathers the report; `Ok` when every
+/// run ended SUCCEEDED or PARTIALLY_FAILED (the demo's invalid rows are expected failures).
 async fn drive(
     stack: &mut Stack,
     args: &DemoArgs,
     target_url: &str,
     output: Output,
-    bench: bool,
+    bench_settings: Option<Bench>,
 ) -> anyhow::Result<(Report, Result<(), String>)> {
+    let bench = bench_settings.is_some();
+    let cap = bench_settings.and_then(|b| b.cap);
     let mut control = stack.connect(Duration::from_secs(60)).await?;
     let warehouse_id = ensure_warehouse(&mut control, &args.warehouse_url).await?;
-    let target_id = ensure_target(&mut control, target_url).await?;
+    let target_id = ensure_target(&mut control, target_url, cap.unwrap_or(0)).await?;
     let mut specs = vec![("events", EVENTS, events_spec(&warehouse_id, &target_id))];
-    if !bench {
+    if bench_settings.is_none_or(|b| b.objects == BenchObjects::All) {
         specs.push((
             "user_profiles",
             USERS,
@@ -237,6 +328,7 @@ async fn drive(
             .context("cannot reset the emulator")?;
     }
     let started = Instant::now();
+    let busy_before = stack::machine_busy_seconds();
     let mut runs = Vec::new();
     for (object, name, activation_id) in activations {
         let run = control
@@ -281,6 +373,13 @@ async fn drive(
         });
     }
     let seconds = started.elapsed().as_secs_f64();
+    let machine_cpu_seconds = busy_before
+        .zip(stack::machine_busy_seconds())
+        .map(|(before, after)| after - before);
+    let cap = match cap {
+        Some(cap) if args.target_url.is_none() => cap_report(target_url, cap).await,
+        _ => None,
+    };
     let emulator = if args.target_url.is_none() {
         Some(emulator_summary(target_url).await)
     } else {
@@ -292,6 +391,8 @@ async fn drive(
             emulator,
             seconds,
             services: Vec::new(),
+            machine_cpu_seconds,
+            cap,
         },
         ok,
     ))
@@ -321,7 +422,12 @@ async fn ensure_warehouse(control: &mut Control, url: &str) -> anyhow::Result<St
     Ok(created.warehouse.unwrap_or_default().id)
 }
 
-async fn ensure_target(control: &mut Control, base_url: &str) -> anyhow::Result<String> {
+/// The demo target at `base_url` with a cap of `rate_limit_per_second` (0: Mixpanel's 30000).
+async fn ensure_target(
+    control: &mut Control,
+    base_url: &str,
+    rate_limit_per_second: u32,
+) -> anyhow::Result<String> {
     let spec = pb::TargetSpec {
         name: TARGET.into(),
         project_id: PROJECT_ID.into(),
@@ -331,10 +437,15 @@ async fn ensure_target(control: &mut Control, base_url: &str) -> anyhow::Result<
         service_account_username: SERVICE_ACCOUNT.into(),
         service_account_secret: SERVICE_ACCOUNT_SECRET.into(),
         allow_insecure_http: false,
-        rate_limit_per_second: 0,
+        rate_limit_per_second,
+    };
+    let cap = if rate_limit_per_second == 0 {
+        30_000 // what control stores for 0: Mixpanel's standard cap
+    } else {
+        rate_limit_per_second
     };
     match find_target(control, TARGET).await? {
-        Some(t) if t.base_url == base_url => Ok(t.id),
+        Some(t) if t.base_url == base_url && t.rate_limit_per_second == cap => Ok(t.id),
         Some(t) => {
             let updated = control
                 .update_target(pb::UpdateTargetRequest {
@@ -541,6 +652,48 @@ async fn failures(
     }
 }
 
+/// How the project's cap was kept, from the emulator's stats.
+async fn cap_report(base_url: &str, cap: u32) -> Option<CapReport> {
+    let stats: serde_json::Value = reqwest::get(format!("{base_url}/_emulator/stats"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let project = &stats["projects"][PROJECT_ID];
+    let records = project["records"].as_u64()?;
+    let span_ms = project["last_arrival_ms"]
+        .as_u64()?
+        .saturating_sub(project["first_arrival_ms"].as_u64()?);
+    // The last arrival's records use the second that starts with it.
+    let seconds = span_ms as f64 / 1000.0 + 1.0;
+    let by_status = |status: Option<&str>| -> u64 {
+        stats["requests"]
+            .as_object()
+            .into_iter()
+            .flat_map(|endpoints| endpoints.iter())
+            .filter(|(endpoint, _)| *endpoint != "me")
+            .flat_map(|(_, statuses)| statuses.as_object().into_iter().flatten())
+            .filter(|(s, _)| status.is_none_or(|want| *s == want))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
+    };
+    let requests = by_status(None);
+    let requests_429 = by_status(Some("429"));
+    let records_per_second = records as f64 / seconds;
+    Some(CapReport {
+        cap_per_second: cap,
+        records,
+        seconds,
+        records_per_second,
+        cap_used_percent: 100.0 * records_per_second / f64::from(cap),
+        peak_records_per_second: project["peak_records_per_second"].as_u64()?,
+        requests,
+        requests_429,
+        requests_429_percent: 100.0 * requests_429 as f64 / requests.max(1) as f64,
+    })
+}
+
 async fn emulator_summary(base_url: &str) -> EmulatorSummary {
     async fn total(url: String) -> Option<u64> {
         let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
@@ -610,6 +763,26 @@ fn text(report: &Report, bench: bool) -> String {
             c.extracted,
             report.seconds,
             c.loaded as f64 / report.seconds.max(0.001)
+        ));
+    }
+    if let Some(cap) = &report.cap {
+        out.push_str(&format!(
+            "\ncap {} records/s: {} records arrived over {:.2}s = {:.0}/s = {:.1}% of the cap; \
+             busiest second {}; {} of {} requests answered 429 ({:.2}%)\n",
+            cap.cap_per_second,
+            cap.records,
+            cap.seconds,
+            cap.records_per_second,
+            cap.cap_used_percent,
+            cap.peak_records_per_second,
+            cap.requests_429,
+            cap.requests,
+            cap.requests_429_percent
+        ));
+    }
+    if bench && let Some(cpu) = report.machine_cpu_seconds {
+        out.push_str(&format!(
+            "whole machine: {cpu:.1} CPU-seconds busy during the runs (/proc/stat)\n"
         ));
     }
     if bench || !report.services.is_empty() {

@@ -58,8 +58,9 @@ enum Command {
     /// The whole job on this machine: seed a sample warehouse, start every service and an emulator,
     /// sync the sample events and print the run report.
     Demo(demo::DemoArgs),
-    /// The demo with rate limits off: end-to-end events/s and each service's peak memory.
-    Bench(demo::DemoArgs),
+    /// The demo timed: end-to-end events/s, CPU and peak memory; rate limits off unless
+    /// `--cap` asks how fully a shared cap is used.
+    Bench(demo::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,7 +103,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(command) => commands::run::run(connect().await?, output, command).await,
         Command::Failed(command) => commands::failed::run(connect().await?, output, command).await,
-        Command::Demo(args) => demo::run(args, output, false).await,
-        Command::Bench(args) => demo::run(args, output, true).await,
+        Command::Demo(args) => demo::run(args, output, None).await,
+        Command::Bench(args) => {
+            let (args, bench) = args.split();
+            demo::run(args, output, Some(bench)).await
+        }
     }
 }

@@ -16,6 +16,8 @@ use crate::serve::Service;
 /// One running service.
 pub(crate) struct Process {
     pub(crate) service: Service,
+    /// The service's name, with `#N` for the N-th replica (N ≥ 2).
+    pub(crate) name: String,
     pub(crate) child: Child,
     pub(crate) log: PathBuf,
 }
@@ -48,10 +50,29 @@ pub(crate) fn spawn(
     env: &[(String, String)],
     log_dir: &Path,
 ) -> anyhow::Result<Process> {
+    spawn_replica(service, 1, env, log_dir)
+}
+
+/// Starts replica `n` (from 1) of `mixsync serve <service>`; replicas after the first log to
+/// `log_dir/<service>-<n>.log`.
+pub(crate) fn spawn_replica(
+    service: Service,
+    n: usize,
+    env: &[(String, String)],
+    log_dir: &Path,
+) -> anyhow::Result<Process> {
     let exe = std::env::current_exe().context("cannot find the mixsync binary")?;
     std::fs::create_dir_all(log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
-    let log = log_dir.join(format!("{}.log", service.name()));
+    let (name, file_name) = if n <= 1 {
+        (service.name().to_owned(), service.name().to_owned())
+    } else {
+        (
+            format!("{}#{n}", service.name()),
+            format!("{}-{n}", service.name()),
+        )
+    };
+    let log = log_dir.join(format!("{file_name}.log"));
     let file =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let child = Command::new(exe)
@@ -65,6 +86,7 @@ pub(crate) fn spawn(
         .with_context(|| format!("cannot start `mixsync serve {}`", service.name()))?;
     Ok(Process {
         service,
+        name,
         child,
         log,
     })
@@ -77,6 +99,27 @@ pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time the whole machine has spent busy so far (every process, PostgreSQL and RabbitMQ
+/// included), in seconds: the `cpu` line of `/proc/stat` without idle and iowait.
+pub(crate) fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(busy as f64 / 100.0)
 }
 
 /// CPU time (user + system) a process has used so far, in seconds. `/proc` counts in USER_HZ ticks,
@@ -99,8 +142,9 @@ impl Stack {
             for p in &mut self.processes {
                 if let Some(status) = p.child.try_wait()? {
                     anyhow::bail!(
-                        "`mixsync serve {}` stopped at start ({status}); its log {}:\n{}",
+                        "`mixsync serve {}` ({}) stopped at start ({status}); its log {}:\n{}",
                         p.service.name(),
+                        p.name,
                         p.log.display(),
                         tail(&p.log, 20)
                     );

@@ -35,7 +35,7 @@ pub(crate) fn unauthorized() -> Response {
     reply::code_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
 }
 
-/// The service account with these credentials, if any.
+/// The service account with these credentials, if any (a revoked one has none).
 pub(crate) fn service_account<'a>(
     state: &'a State,
     user: &str,
@@ -45,6 +45,7 @@ pub(crate) fn service_account<'a>(
         .service_accounts
         .iter()
         .find(|a| a.username == user && a.secret == pass)
+        .filter(|a| !state.revoked.lock().contains(&a.username))
 }
 
 /// Decides which project an `/import` request writes to, or the error answer.

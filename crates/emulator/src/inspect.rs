@@ -156,6 +156,29 @@ pub(crate) fn groups(state: &State, query: &Query) -> Response {
     )
 }
 
+/// `GET /_emulator/revoked`: the service accounts whose secrets are revoked.
+pub(crate) fn get_revoked(state: &State) -> Response {
+    let revoked: Vec<String> = state.revoked.lock().iter().cloned().collect();
+    reply::json(StatusCode::OK, &json!(revoked))
+}
+
+/// `PUT /_emulator/revoked`: a JSON array of service-account usernames whose secrets are revoked
+/// from now on (replacing the list; `[]` restores them all).
+pub(crate) fn put_revoked(state: &State, body: &[u8]) -> Response {
+    match serde_json::from_slice::<Vec<String>>(body) {
+        Ok(names) => {
+            *state.revoked.lock() = names.into_iter().collect();
+            get_revoked(state)
+        }
+        Err(e) => reply::plain_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "invalid revoked list: {e} (expected a JSON array of service-account usernames)"
+            ),
+        ),
+    }
+}
+
 /// `GET /_emulator/stats`
 pub(crate) fn stats(state: &State) -> Response {
     let mut stats = state.stats.to_json();

@@ -69,6 +69,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             get(|s: Shared| async move { inspect::get_faults(&s.0) })
                 .put(|s: Shared, body: Bytes| async move { inspect::put_faults(&s.0, &body) }),
         )
+        .route(
+            "/_emulator/revoked",
+            get(|s: Shared| async move { inspect::get_revoked(&s.0) })
+                .put(|s: Shared, body: Bytes| async move { inspect::put_revoked(&s.0, &body) }),
+        )
         .fallback(|| async { reply::plain_error(StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

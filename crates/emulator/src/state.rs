@@ -21,6 +21,9 @@ pub(crate) struct State {
     pub(crate) stats: Stats,
     pub(crate) limiter: RateLimiter,
     pub(crate) faults: FaultInjector,
+    /// Service accounts whose secrets were revoked (`PUT /_emulator/revoked`): their
+    /// credentials are invalid until the list changes or the emulator is reset.
+    pub(crate) revoked: parking_lot::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl State {
@@ -34,6 +37,7 @@ impl State {
             stats: Stats::default(),
             limiter: RateLimiter::new(config.rate_limit.clone(), clock),
             faults: FaultInjector::new(config.faults.clone()),
+            revoked: parking_lot::Mutex::default(),
         }
     }
 
@@ -72,6 +76,7 @@ impl State {
         self.stats.reset();
         self.limiter.reset();
         self.faults.restore();
+        self.revoked.lock().clear();
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use mixsync_emulator::{Config, ProjectConfig, Role, ServiceAccountConfig};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const LEGACY_SA_MESSAGE: &str = r#"{"code":401,"error":"Unauthorized, invalid project secret. See docs for more information: https://developer.mixpanel.com/reference/authentication","status":"Unauthorized"}"#;
@@ -482,4 +483,59 @@ async fn me_with_bad_credentials_is_401() {
     }
     let stats = emu.stats().await;
     assert_eq!(stats["requests"]["me"], json!({"401": 6}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_service_account_is_refused_until_restored_or_reset() {
+    let emu = Emu::start().await;
+    let emu = &emu;
+    let import = |id: &'static str| async move {
+        emu.post("/import?project_id=1")
+            .basic(SA_USER, SA_SECRET)
+            .json(&json!([event("A", "u1", id)]))
+            .send()
+            .await
+    };
+    import("before").await.assert(200, &import_ok(1));
+    emu.request(Method::PUT, "/_emulator/revoked")
+        .json(&json!([SA_USER]))
+        .send()
+        .await
+        .assert(200, &json!([SA_USER]));
+    import("revoked").await.assert_raw(401, UNAUTHORIZED);
+    assert_eq!(
+        emu.get("/api/app/me")
+            .basic(SA_USER, SA_SECRET)
+            .send()
+            .await
+            .status,
+        401
+    );
+    // Another account and the project token still work.
+    emu.import_all(&[event("A", "u1", "token")]).await;
+    emu.request(Method::PUT, "/_emulator/revoked")
+        .json(&json!({"names": []}))
+        .send()
+        .await
+        .assert(
+            400,
+            &json!({"error": "invalid revoked list: invalid type: map, expected a sequence at \
+                              line 1 column 0 (expected a JSON array of service-account usernames)"}),
+        );
+    emu.request(Method::PUT, "/_emulator/revoked")
+        .json(&json!([]))
+        .send()
+        .await
+        .assert(200, &json!([]));
+    import("restored").await.assert(200, &import_ok(1));
+    emu.request(Method::PUT, "/_emulator/revoked")
+        .json(&json!([SA_USER]))
+        .send()
+        .await;
+    emu.post("/_emulator/reset").send().await;
+    emu.get("/_emulator/revoked")
+        .send()
+        .await
+        .assert(200, &json!([]));
+    import("after-reset").await.assert(200, &import_ok(1));
 }
