@@ -18,9 +18,11 @@
 //! that delay varies: requests sent a window apart may arrive less than a window apart. Tokens
 //! therefore come back a latency margin later than one window (`MIXSYNC_LOADER_RATE_MARGIN_MS`,
 //! [`DEFAULT_LATENCY_MARGIN`]), trading a little throughput (2% at 20 ms) for not provoking 429s.
-//! A 429 holds every grant of the project for its `Retry-After`, and the cap then comes back
-//! from half to whole over [`RAMP`], so a limit lower than configured (another tool sending to
-//! the same project) is met with fewer requests rather than a storm of retries.
+//! A 429 holds every grant of the project for its `Retry-After` (when Mixpanel sends one, less
+//! the last second it cannot be sure of: [`project_hold`]), and
+//! takes a fifth off the share of the cap in force, which comes back to whole over [`RAMP`]: a
+//! stray 429 costs little, while a limit lower than configured (another tool sending to the
+//! same project) is met with fewer requests at each 429 rather than a storm of retries.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
@@ -37,11 +39,8 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// How much longer than its window a grant holds its tokens by default (see the module docs).
 pub const DEFAULT_LATENCY_MARGIN: Duration = Duration::from_millis(20);
 
-/// How long the cap takes to come back from half to whole after a 429.
-pub const RAMP: Duration = Duration::from_secs(10);
-
-/// A 429 without a `Retry-After` holds the project's grants this long.
-pub const DEFAULT_HOLD: Duration = Duration::from_secs(1);
+/// How long the cap takes to come back to whole after a 429.
+pub const RAMP: Duration = Duration::from_secs(5);
 
 /// How often a limiter that fell back to this process's own log says so.
 const FALLBACK_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -141,12 +140,13 @@ impl Limiter {
     }
 
     /// Mixpanel answered 429 for `target`'s project: hold every grant of the project for
-    /// `retry_after` (or [`DEFAULT_HOLD`]), in every process when shared.
+    /// `retry_after` and lower its cap for a while, in every process when shared. (This
+    /// process's own log, the fallback, only holds.)
     pub async fn throttled(&self, target: &Target, retry_after: Option<Duration>) {
         let key = project_key(target);
-        let hold = retry_after.unwrap_or(DEFAULT_HOLD);
+        let hold = project_hold(retry_after);
         if let Some(store) = &self.shared {
-            match store.rate_throttled(&key, hold).await {
+            match store.rate_throttled(&key, hold, RAMP).await {
                 Ok(()) => return,
                 Err(error) => self.warn_fallback(&error),
             }
@@ -165,6 +165,15 @@ impl Limiter {
             );
         }
     }
+}
+
+/// How long a 429's `Retry-After` holds the whole project. The header counts whole seconds, so
+/// `N` says the window has room within (N-1, N] seconds: the project waits the part that is
+/// certain, and the refused request itself (retried with backoff) waits all of it. A `Retry-After:
+/// 1`, what a request that arrived a little early gets, holds nothing but that request; a
+/// `Retry-After: 60` holds every sender for 59 seconds.
+pub fn project_hold(retry_after: Option<Duration>) -> Duration {
+    retry_after.map_or(Duration::ZERO, |after| after.saturating_sub(SECOND))
 }
 
 /// The log every sender of this process with these settings shares (each loader object in a
@@ -433,6 +442,14 @@ mod tests {
         fn stats(&self) -> RateLimiterStats {
             self.limiter.stats()
         }
+    }
+
+    #[test]
+    fn a_retry_after_holds_the_project_for_its_certain_part() {
+        assert_eq!(project_hold(None), Duration::ZERO);
+        assert_eq!(project_hold(Some(SECOND)), Duration::ZERO);
+        assert_eq!(project_hold(Some(60 * SECOND)), 59 * SECOND);
+        assert_eq!(project_hold(Some(MS * 1500)), MS * 500);
     }
 
     #[test]

@@ -16,13 +16,27 @@ CREATE UNLOGGED TABLE rate_grants (
 );
 CREATE INDEX rate_grants_project_at ON rate_grants (project, granted_at);
 
--- A project Mixpanel answered 429 for: nothing is granted before `hold_until` (its Retry-After),
--- and the cap comes back from half to whole over the ramp that starts at `throttled_at`.
+-- A project Mixpanel answered 429 for: nothing is granted before `hold_until` (its Retry-After,
+-- when it sent one), and the cap is `base_factor` of itself at `throttled_at`, coming back to
+-- whole linearly over the ramp. Each 429 takes a fifth off the factor in force (at least a
+-- quarter of the cap stays): one 429 from a request that arrived early costs little, while a
+-- project whose real limit is lower (another tool sends to it too) is met with fewer requests
+-- at each 429 until they stop (multiplicative decrease, additive increase).
 CREATE UNLOGGED TABLE rate_holds (
     project text PRIMARY KEY,
     hold_until timestamptz NOT NULL,
-    throttled_at timestamptz NOT NULL
+    throttled_at timestamptz NOT NULL,
+    base_factor double precision NOT NULL
 );
+
+-- The share of the cap in force at `p_at` after the hold `h` (1 once its ramp is over).
+CREATE FUNCTION mixsync_rate_factor(h rate_holds, p_at timestamptz, p_ramp_ms integer)
+RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN h.project IS NULL THEN 1.0
+                ELSE least(1.0, h.base_factor + (1.0 - h.base_factor)
+                      * greatest(0.0, extract(epoch FROM p_at - h.throttled_at))
+                      / greatest(p_ramp_ms / 1000.0, 0.001)) END
+$$;
 
 -- Takes a grant of `p_records` records and `p_bytes` bytes for `p_project` and returns how long
 -- the caller waits before sending (milliseconds from now, on the database's clock) and the
@@ -45,7 +59,7 @@ CREATE FUNCTION mixsync_rate_grant(
     OUT in_window bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    now_at timestamptz := clock_timestamp();
+    now_at timestamptz;
     w_second interval := make_interval(secs => p_second_ms / 1000.0);
     w_minute interval := make_interval(secs => p_minute_ms / 1000.0);
     cap bigint := p_per_second;
@@ -55,17 +69,16 @@ DECLARE
     hold rate_holds%ROWTYPE;
     g record;
 BEGIN
-    -- One grant at a time per project, across every process.
+    -- One grant at a time per project, across every process; the time is read once the lock
+    -- is held, so waiting for it does not count as waiting for the grant.
     PERFORM pg_advisory_xact_lock(hashtextextended('mixsync.rate:' || p_project, 0));
+    now_at := clock_timestamp();
     SELECT * INTO hold FROM rate_holds WHERE project = p_project;
     slot := now_at;
     IF FOUND THEN
         slot := greatest(slot, hold.hold_until);
-        -- After a 429 the cap is halved and comes back linearly over the ramp.
-        IF slot < hold.throttled_at + make_interval(secs => p_ramp_ms / 1000.0) THEN
-            cap := greatest(1, (p_per_second * (0.5 + 0.5 * extract(epoch FROM slot - hold.throttled_at)
-                                                 / (p_ramp_ms / 1000.0)))::bigint);
-        END IF;
+        -- After a 429 the cap comes back linearly over the ramp.
+        cap := greatest(1, floor(p_per_second * mixsync_rate_factor(hold, slot, p_ramp_ms))::bigint);
     END IF;
     slot := greatest(slot, (SELECT max(granted_at) FROM rate_grants WHERE project = p_project));
 
@@ -99,18 +112,33 @@ BEGIN
     -- Grants older than both windows count for nothing.
     DELETE FROM rate_grants
      WHERE project = p_project AND granted_at < now_at - w_minute - w_second;
-    wait_ms := greatest(0, extract(epoch FROM slot - now_at) * 1000);
+    -- From the last moment before the answer leaves, so the caller's wait starts as late as
+    -- possible after the database's clock.
+    wait_ms := greatest(0, extract(epoch FROM slot - clock_timestamp()) * 1000);
 END
 $$;
 
--- Mixpanel answered 429 for `p_project`: no grant before `p_hold_ms` from now (its Retry-After),
--- then the ramp above. A later hold never shortens an earlier one.
-CREATE FUNCTION mixsync_rate_throttled(p_project text, p_hold_ms integer) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO rate_holds (project, hold_until, throttled_at)
-    VALUES (p_project, clock_timestamp() + make_interval(secs => p_hold_ms / 1000.0),
-            clock_timestamp())
+-- Mixpanel answered 429 for `p_project`: no grant before `p_hold_ms` from now (its Retry-After;
+-- 0 when it sent none), and the cap drops to four fifths of the share in force, then ramps back
+-- over `p_ramp_ms`. A later hold never shortens an earlier one.
+CREATE FUNCTION mixsync_rate_throttled(p_project text, p_hold_ms integer, p_ramp_ms integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    now_at timestamptz := clock_timestamp();
+    hold rate_holds%ROWTYPE;
+    factor double precision := 1.0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('mixsync.rate:' || p_project, 0));
+    SELECT * INTO hold FROM rate_holds WHERE project = p_project;
+    IF FOUND THEN
+        factor := mixsync_rate_factor(hold, now_at, p_ramp_ms);
+    END IF;
+    INSERT INTO rate_holds (project, hold_until, throttled_at, base_factor)
+    VALUES (p_project, now_at + make_interval(secs => p_hold_ms / 1000.0), now_at,
+            greatest(0.25, factor * 0.8))
     ON CONFLICT (project) DO UPDATE
        SET hold_until = greatest(rate_holds.hold_until, EXCLUDED.hold_until),
-           throttled_at = EXCLUDED.throttled_at;
+           throttled_at = EXCLUDED.throttled_at,
+           base_factor = EXCLUDED.base_factor;
+END
 $$;

@@ -23,7 +23,7 @@ pub struct RateRequest {
     pub second: Duration,
     /// The bytes window: a minute plus the latency margin.
     pub minute: Duration,
-    /// How long the cap takes to come back from half to whole after a 429.
+    /// How long the cap takes to come back to whole after a 429.
     pub ramp: Duration,
 }
 
@@ -77,14 +77,20 @@ impl StateStore {
         })
     }
 
-    /// Mixpanel answered 429 for `project`: no grant for `hold` (its `Retry-After`), then the
-    /// cap ramps back from half.
-    pub async fn rate_throttled(&self, project: &str, hold: Duration) -> Result<(), StateError> {
+    /// Mixpanel answered 429 for `project`: no grant for `hold` (its `Retry-After`, zero when
+    /// none), and the cap drops to four fifths of the share in force, coming back to whole over
+    /// `ramp`.
+    pub async fn rate_throttled(
+        &self,
+        project: &str,
+        hold: Duration,
+        ramp: Duration,
+    ) -> Result<(), StateError> {
         let client = self.client().await?;
         client
             .execute(
-                "SELECT mixsync_rate_throttled($1, $2)",
-                &[&project, &millis(hold)],
+                "SELECT mixsync_rate_throttled($1, $2, $3)",
+                &[&project, &millis(hold), &millis(ramp).max(1)],
             )
             .await?;
         Ok(())

@@ -115,12 +115,13 @@ async fn a_request_larger_than_the_cap_waits_for_an_empty_window() {
 }
 
 #[tokio::test]
-async fn a_429_holds_every_process_and_the_cap_ramps_back_from_half() {
+async fn a_429_holds_every_process_and_takes_a_fifth_off_the_cap_for_a_while() {
     let db = TestDb::create().await;
     let a = db.state().await;
     let b = db.state().await;
     let project = "held#1";
-    a.rate_throttled(project, Duration::from_millis(600))
+    let ramp = Duration::from_secs(10);
+    a.rate_throttled(project, Duration::from_millis(600), ramp)
         .await
         .unwrap();
     // The other process waits for the hold too.
@@ -129,11 +130,26 @@ async fn a_429_holds_every_process_and_the_cap_ramps_back_from_half() {
         first.wait > Duration::from_millis(200) && first.wait <= Duration::from_millis(600),
         "{first:?}"
     );
-    // Right after the hold, about half the cap fits in a window.
+    // Right after the hold, about four fifths of the cap fit in a window.
     for _ in 0..9 {
         b.rate_grant(project, &request(100, 1_000)).await.unwrap();
     }
     let log = grants(&db, project).await;
-    let busiest = busiest(&log, WINDOW);
-    assert!((500..=600).contains(&busiest), "{busiest} in {log:?}");
+    let most = busiest(&log, WINDOW);
+    assert!((800..=900).contains(&most), "{most} in {log:?}");
+    // Another 429 takes a fifth off what is in force: about two thirds of the cap.
+    a.rate_throttled(project, Duration::ZERO, ramp)
+        .await
+        .unwrap();
+    let factor: f64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT base_factor FROM rate_holds WHERE project = $1",
+            &[&project],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((0.64..0.70).contains(&factor), "{factor}");
 }
