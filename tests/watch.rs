@@ -133,20 +133,28 @@ async fn attaching_to_a_half_done_run_reports_the_runs_own_rate() -> anyhow::Res
     const ROWS: u64 = 12_000;
     let mut world = World::new("watch-attach").await?;
     seed(&mut world, ROWS as i64).await?;
-    // The loader's own rate limit makes the run last about 8 s at a steady pace, long enough to
-    // attach half way, whatever the machine's load (which only ever slows it below this bound).
-    world.env.extend([
-        (
-            "MIXSYNC_LOADER_EVENTS_PER_SEC".to_owned(),
-            "1500".to_owned(),
-        ),
-        (
-            "MIXSYNC_LOADER_MAX_BATCH_EVENTS".to_owned(),
-            "250".to_owned(),
-        ),
-    ]);
+    // The target's cap makes the run last about 8 s at a steady pace, long enough to attach half
+    // way, whatever the machine's load (which only ever slows it below this bound).
+    world.env.extend([(
+        "MIXSYNC_LOADER_MAX_BATCH_EVENTS".to_owned(),
+        "250".to_owned(),
+    )]);
     let mut control = world.start_all().await?;
     let (wh, target) = warehouse_and_target(&world, &mut control).await?;
+    control
+        .update_target(pb::UpdateTargetRequest {
+            id: target.clone(),
+            target: Some(pb::TargetSpec {
+                name: "emulator".into(),
+                project_id: "1".into(),
+                residency: pb::Residency::Us as i32,
+                base_url: world.emulator_url(),
+                service_account_username: "demo-sa".into(),
+                rate_limit_per_second: 1_500,
+                ..Default::default()
+            }),
+        })
+        .await?;
     let activation = events_activation(
         &mut control,
         "attached",
