@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use mixsync_e2e::*;
 use mixsync_proto::v1 as pb;
-use serde_json::json;
 
 const CAP: u32 = 4_000;
 const EVENTS: i64 = 10_000;
