@@ -541,31 +541,10 @@ async fn credentials_revoked_mid_run_fail_it_with_true_counts() -> anyhow::Resul
     let mut control = world.start_all().await?;
     let (wh, target_id) = warehouse_and_target(&world, &mut control).await?;
     // A low cap, so the run is still sending when the secret is revoked.
-    control
-        .update_target(pb::UpdateTargetRequest {
-            id: target_id.clone(),
-            target: Some(pb::TargetSpec {
-                name: "emulator".into(),
-                project_id: "1".into(),
-                residency: pb::Residency::Us as i32,
-                base_url: world.emulator_url(),
-                service_account_username: "demo-sa".into(),
-                rate_limit_per_second: 3_000,
-                ..Default::default()
-            }),
-        })
-        .await?;
+    cap_emulator_target(&world, &mut control, &target_id, 3_000).await?;
     let activation =
         events_activation(&mut control, "revoked", &wh, &target_id, QUERY, &[]).await?;
-    let run = control
-        .trigger_run(pb::TriggerRunRequest {
-            activation_id: activation.id.clone(),
-            full_resync: false,
-        })
-        .await?
-        .into_inner()
-        .run
-        .unwrap_or_default();
+    let run = trigger(&mut control, &activation.id).await?;
     // Once Mixpanel holds some of the run, the service account's secret is revoked.
     let http = reqwest::Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

@@ -478,6 +478,33 @@ pub async fn create_emulator_target(
         .context("no target")
 }
 
+/// Gives the target made by [`create_emulator_target`] a cap of `per_second` records, so a run
+/// lasts as long as a test needs whatever the machine's speed. Its secrets are kept.
+pub async fn cap_emulator_target(
+    world: &World,
+    control: &mut Control,
+    target_id: &str,
+    per_second: u32,
+) -> anyhow::Result<pb::Target> {
+    control
+        .update_target(pb::UpdateTargetRequest {
+            id: target_id.into(),
+            target: Some(pb::TargetSpec {
+                name: "emulator".into(),
+                project_id: "1".into(),
+                residency: pb::Residency::Us as i32,
+                base_url: world.emulator_url(),
+                service_account_username: "demo-sa".into(),
+                rate_limit_per_second: per_second,
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .target
+        .context("no target")
+}
+
 pub fn column(name: &str) -> Option<pb::FieldSource> {
     Some(pb::FieldSource {
         source: Some(pb::field_source::Source::Column(name.into())),
@@ -548,7 +575,13 @@ pub async fn run_to_end(
     activation_id: &str,
     within: Duration,
 ) -> anyhow::Result<pb::Run> {
-    let run = control
+    let run = trigger(control, activation_id).await?;
+    wait_for_end(control, &run.id, within).await
+}
+
+/// Starts a run of the activation (not a full resync) and returns it as queued.
+pub async fn trigger(control: &mut Control, activation_id: &str) -> anyhow::Result<pb::Run> {
+    control
         .trigger_run(pb::TriggerRunRequest {
             activation_id: activation_id.into(),
             full_resync: false,
@@ -556,8 +589,7 @@ pub async fn run_to_end(
         .await?
         .into_inner()
         .run
-        .context("no run")?;
-    wait_for_end(control, &run.id, within).await
+        .context("no run")
 }
 
 /// Waits until a run ends.

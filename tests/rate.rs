@@ -92,23 +92,7 @@ async fn every_loader_and_replica_keeps_one_cap_per_project() -> anyhow::Result<
         .target
         .unwrap_or_default();
     assert_eq!(target.rate_limit_per_second, 30_000, "the default cap");
-    target = control
-        .update_target(pb::UpdateTargetRequest {
-            id: target_id.clone(),
-            target: Some(pb::TargetSpec {
-                name: target.name,
-                project_id: target.project_id,
-                residency: target.residency,
-                base_url: target.base_url,
-                service_account_username: target.service_account_username,
-                rate_limit_per_second: CAP,
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .target
-        .unwrap_or_default();
+    target = cap_emulator_target(&world, &mut control, &target_id, CAP).await?;
     assert_eq!(target.rate_limit_per_second, CAP);
 
     let events = events_activation(
@@ -163,16 +147,7 @@ async fn every_loader_and_replica_keeps_one_cap_per_project() -> anyhow::Result<
     // All three at once, as a schedule would start them.
     let mut runs = Vec::new();
     for activation in [&events, &users, &companies] {
-        let run = control
-            .trigger_run(pb::TriggerRunRequest {
-                activation_id: activation.id.clone(),
-                full_resync: false,
-            })
-            .await?
-            .into_inner()
-            .run
-            .unwrap_or_default();
-        runs.push(run.id);
+        runs.push(trigger(&mut control, &activation.id).await?.id);
     }
     for (run_id, rows) in runs.iter().zip([EVENTS, USERS, COMPANIES]) {
         let run = wait_for_end(&mut control, run_id, Duration::from_secs(300)).await?;

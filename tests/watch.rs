@@ -141,20 +141,7 @@ async fn attaching_to_a_half_done_run_reports_the_runs_own_rate() -> anyhow::Res
     )]);
     let mut control = world.start_all().await?;
     let (wh, target) = warehouse_and_target(&world, &mut control).await?;
-    control
-        .update_target(pb::UpdateTargetRequest {
-            id: target.clone(),
-            target: Some(pb::TargetSpec {
-                name: "emulator".into(),
-                project_id: "1".into(),
-                residency: pb::Residency::Us as i32,
-                base_url: world.emulator_url(),
-                service_account_username: "demo-sa".into(),
-                rate_limit_per_second: 1_500,
-                ..Default::default()
-            }),
-        })
-        .await?;
+    cap_emulator_target(&world, &mut control, &target, 1_500).await?;
     let activation = events_activation(
         &mut control,
         "attached",
